@@ -1,0 +1,197 @@
+"""One cattrs converter for every entity and stored record, built for the hot decode path.
+
+A crawl decodes millions of accounts, so the fast converter skips cattrs' detailed validation
+and its structure functions are generated once per class. Primitive hooks check the JSON type
+(``null`` where a string belongs must not become ``"None"``). When the fast path fails, the
+same data is structured again by a detailed twin converter purely to name the failing field:
+errors are rare, so only they pay for the detail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import ClassValidationError, IterableValidationError
+
+from .errors import DecodeError
+
+__all__ = ["converter", "decode", "decode_json", "decode_list"]
+
+T = TypeVar("T")
+
+
+class _WrongType(TypeError):
+    pass
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if type(value) is str:
+        return value
+    raise _WrongType(f"expected a string, got {_json_type(value)}")
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if type(value) is int:
+        return value
+    # Some servers send counters as numeric strings; a number is still a number.
+    if type(value) is str and value.lstrip("-").isdigit():
+        return int(value)
+    raise _WrongType(f"expected an integer, got {_json_type(value)}")
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if value is True or value is False:
+        return bool(value)
+    raise _WrongType(f"expected a boolean, got {_json_type(value)}")
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse an API datetime: ISO 8601 with ``Z`` or an offset, or an integer Unix time."""
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise _WrongType(f"not an ISO 8601 datetime: {value[:40]!r}") from None
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if type(value) is int or type(value) is float:
+        return datetime.fromtimestamp(value, UTC)
+    raise _WrongType(f"expected a datetime, got {_json_type(value)}")
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    return parse_datetime(value)
+
+
+def _structure_date(value: Any, _: type) -> date:
+    # Mastodon sends "YYYY-MM-DD"; older servers and the docs' samples use a full datetime.
+    if type(value) is str and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise _WrongType(f"not an ISO 8601 date: {value!r}") from None
+    return parse_datetime(value).date()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _make_converter(*, detailed: bool) -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_structure_hook(date, _structure_date)
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_unstructure_hook(date, date.isoformat)
+    return conv
+
+
+converter = _make_converter(detailed=False)
+"""The converter for entities and stored records (unstructure with it too)."""
+
+_detailed = _make_converter(detailed=True)
+
+
+def _explain(cls: type[Any], data: Any, many: bool) -> tuple[str | None, str]:
+    """Structure ``data`` with the detailed converter to learn which field failed and why."""
+    target: Any = list[cls] if many else cls  # type: ignore[valid-type]
+    try:
+        _detailed.structure(data, target)
+    except (ClassValidationError, IterableValidationError) as exc:
+        path, cause = _first_leaf(exc, "")
+        return path or None, _describe(cause)
+    except Exception as exc:  # the fast path failed, so the detailed one should too
+        return None, _describe(exc)
+    return None, "the data does not match the entity"
+
+
+def _first_leaf(exc: BaseException, path: str) -> tuple[str, BaseException]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, _ = exc.group_exceptions()
+        if with_notes:
+            sub, note = with_notes[0]
+            name = getattr(note, "name", None)
+            index = getattr(note, "index", None)
+            step = f".{name}" if name is not None else f"[{index}]" if index is not None else ""
+            return _first_leaf(sub, path + step)
+        if exc.exceptions:
+            return _first_leaf(exc.exceptions[0], path)
+    return path, exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, _WrongType):
+        return str(exc)
+    if isinstance(exc, TypeError | AttributeError) and "NoneType" in str(exc):
+        return "unexpected null"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fail(cls: type[Any], data: Any, many: bool, context: dict[str, Any]) -> DecodeError:
+    field, why = _explain(cls, data, many)
+    return DecodeError(why, entity=cls.__name__, field=(field or "").lstrip(".") or None, **context)
+
+
+def decode(cls: type[T], data: Any, **context: Any) -> T:
+    """Structure one JSON object into ``cls``; a bad shape raises :class:`DecodeError`."""
+    if type(data) is not dict:
+        raise DecodeError(
+            f"expected a JSON object, got {_json_type(data)}", entity=cls.__name__, **context
+        )
+    try:
+        return converter.structure(data, cls)
+    except Exception:
+        raise _fail(cls, data, False, context) from None
+
+
+def decode_list(cls: type[T], data: Any, **context: Any) -> list[T]:
+    """Structure a JSON array of objects into a list of ``cls``."""
+    if type(data) is not list:
+        raise DecodeError(
+            f"expected a JSON array, got {_json_type(data)}", entity=cls.__name__, **context
+        )
+    hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
+    try:
+        return [hook(item, cls) for item in data]
+    except Exception:
+        raise _fail(cls, data, True, context) from None
+
+
+def loads(body: bytes, entity: str, **context: Any) -> Any:
+    """Parse a JSON body; malformed, truncated or non-UTF-8 bodies raise :class:`DecodeError`."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        excerpt = body[:120].decode("utf-8", "replace")
+        reason = "empty body" if not body.strip() else f"invalid or truncated JSON ({exc})"
+        raise DecodeError(reason, entity=entity, body_excerpt=excerpt, **context) from None
+
+
+def decode_json(cls: type[T], body: bytes, **context: Any) -> T:
+    """Parse and structure a JSON object body."""
+    return decode(cls, loads(body, cls.__name__, **context), **context)
+
+
+def decode_json_list(cls: type[T], body: bytes, **context: Any) -> list[T]:
+    """Parse and structure a JSON array body."""
+    return decode_list(cls, loads(body, cls.__name__, **context), **context)

@@ -1,0 +1,269 @@
+"""Every exception aiomasto raises, in one tree.
+
+::
+
+    MastodonError                      anything raised by aiomasto
+    ├── ConfigurationError             the Session was set up wrongly (e.g. a plain http:// URL)
+    ├── TokenStoreError                a TokenStore could not load or save (corrupt file, I/O)
+    ├── TransportError                 no HTTP response at all
+    │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
+    │   └── RequestTimeout             the server did not answer in time
+    ├── OriginError                    a redirect or Link pointed to another origin
+    ├── DecodeError                    a 2xx answer whose body is not what the API promises
+    └── HTTPError                      the server answered with an error status
+        ├── BadRequest                 400
+        ├── Unauthorized               401 (bad, revoked or missing token)
+        ├── Forbidden                  403 (scope missing, account disabled, ...)
+        ├── NotFound                   404
+        ├── Gone                       410
+        ├── Unprocessable              422 (validation failed, app token on a user endpoint)
+        ├── RateLimited                429
+        ├── ServerError                5xx (including a proxy's HTML 502/503/504 page)
+        └── OAuthError                 an /oauth/* endpoint refused (``error`` is the RFC 6749 code)
+
+Every :class:`HTTPError` carries ``status``, ``error`` and ``error_description`` (from a JSON
+body when there is one), ``method``, ``url`` (never with secrets), ``request_id`` (the server's
+``X-Request-Id``) and the response ``headers``. An HTML or empty body still maps by status.
+
+Example::
+
+    try:
+        await masto.verify_app()
+    except aiomasto.Unauthorized as exc:
+        print(exc.status, exc.error)          # 401 The access token was revoked
+    except aiomasto.MastodonError as exc:
+        print("giving up:", exc)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+__all__ = [
+    "BadRequest",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "DecodeError",
+    "Forbidden",
+    "Gone",
+    "HTTPError",
+    "MastodonError",
+    "NotFound",
+    "OAuthError",
+    "OriginError",
+    "RateLimited",
+    "RequestTimeout",
+    "ServerError",
+    "TokenStoreError",
+    "TransportError",
+    "Unauthorized",
+    "Unprocessable",
+]
+
+
+class MastodonError(Exception):
+    """The root of every exception aiomasto raises."""
+
+
+class ConfigurationError(MastodonError, ValueError):
+    """The Session or a store was configured in a way that cannot work or is unsafe."""
+
+
+class TokenStoreError(MastodonError):
+    """A TokenStore could not read or write its records; ``path`` names the file when there is one."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class TransportError(MastodonError):
+    """The request got no HTTP response (connection problem or timeout)."""
+
+    def __init__(self, message: str, *, method: str, url: str) -> None:
+        super().__init__(f"{message} ({method} {url})")
+        self.method = method
+        self.url = url
+
+
+class ConnectionFailed(TransportError):
+    """Connecting, sending or reading the response failed."""
+
+
+class RequestTimeout(TransportError):
+    """The server did not answer within the timeout."""
+
+
+class OriginError(MastodonError):
+    """A redirect or pagination link pointed away from the instance's origin.
+
+    The bearer token is only ever sent to the instance origin, so aiomasto refuses to follow.
+    """
+
+    def __init__(self, message: str, *, url: str, expected_origin: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.expected_origin = expected_origin
+
+
+class DecodeError(MastodonError):
+    """A successful response whose body could not be decoded into the expected entity.
+
+    ``entity`` is the class being built (e.g. ``"Account"``), ``field`` the dotted path of the
+    offending field when known (e.g. ``"[3].emojis[0].url"``), ``body_excerpt`` the first bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entity: str,
+        field: str | None = None,
+        method: str = "",
+        url: str = "",
+        status: int | None = None,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+    ) -> None:
+        where = f"{entity}.{field}" if field else entity
+        if field and field.startswith("["):
+            where = f"{entity}{field}"
+        context = f" ({method} {url})" if url else ""
+        super().__init__(f"cannot decode {where}: {message}{context}")
+        self.entity = entity
+        self.field = field
+        self.method = method
+        self.url = url
+        self.status = status
+        self.request_id = request_id
+        self.body_excerpt = body_excerpt
+
+
+class HTTPError(MastodonError):
+    """The server answered with a status of 400 or more.
+
+    Attributes: ``status``, ``error`` (the server's message or OAuth error code, or ``None``),
+    ``error_description``, ``method``, ``url`` (secret-free), ``request_id``, ``headers``.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        error: str | None = None,
+        error_description: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.error = error
+        self.error_description = error_description
+        self.request_id = request_id
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        detail = self.error or "no error message in the response body"
+        if self.error_description:
+            detail = f"{detail}: {self.error_description}"
+        rid = f" [request id {self.request_id}]" if self.request_id else ""
+        return f"{self.status} from {self.method} {self.url}: {detail}{rid}"
+
+
+class BadRequest(HTTPError):
+    """400: a parameter is missing or malformed."""
+
+
+class Unauthorized(HTTPError):
+    """401: the token is missing, unknown, revoked or expired, or the endpoint needs a user."""
+
+
+class Forbidden(HTTPError):
+    """403: the token lacks a scope, or the account is disabled, unconfirmed or suspended."""
+
+
+class NotFound(HTTPError):
+    """404: no such record, or no such route (often an HTML page)."""
+
+
+class Gone(HTTPError):
+    """410: the instance is shutting down (self-destruct mode) or the record is gone."""
+
+
+class Unprocessable(HTTPError):
+    """422: validation failed, or an app-only token was used where a user token is needed."""
+
+
+class RateLimited(HTTPError):
+    """429: too many requests.
+
+    ``reset`` is when the window resets (UTC) and ``retry_after`` how many seconds to wait, when
+    the server said so (``Retry-After``) or the reset could be computed.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        method: str,
+        url: str,
+        error: str | None = None,
+        error_description: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reset: datetime | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.reset = reset
+        self.retry_after = retry_after
+        super().__init__(
+            status=status,
+            method=method,
+            url=url,
+            error=error,
+            error_description=error_description,
+            request_id=request_id,
+            headers=headers,
+        )
+
+    def _message(self) -> str:
+        message = super()._message()
+        if self.retry_after is not None:
+            message = f"{message} (retry in {self.retry_after:.1f} s)"
+        return message
+
+
+class ServerError(HTTPError):
+    """5xx: the server or a proxy in front of it failed; often an HTML page."""
+
+
+class OAuthError(HTTPError):
+    """An OAuth endpoint (``/oauth/token``, ``/oauth/revoke``) refused the request.
+
+    ``error`` is the RFC 6749 code (``invalid_client``, ``invalid_grant``, ``invalid_scope``,
+    ``unsupported_grant_type``, ``invalid_request``, ``unauthorized_client``) and
+    ``error_description`` the server's explanation.
+    """
+
+
+_BY_STATUS: dict[int, type[HTTPError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    410: Gone,
+    422: Unprocessable,
+    429: RateLimited,
+}
+
+
+def error_class_for(status: int) -> type[HTTPError]:
+    """The exception class for an HTTP error status (not for OAuth endpoints)."""
+    if status >= 500:
+        return ServerError
+    return _BY_STATUS.get(status, HTTPError)
