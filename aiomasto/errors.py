@@ -71,7 +71,7 @@ class ConfigurationError(MastodonError, ValueError):
 
 
 class TokenStoreError(MastodonError):
-    """A TokenStore could not read or write its records; ``path`` names the file when there is one."""
+    """A TokenStore could not read or write its records; ``path`` names the file if any."""
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)

@@ -1,0 +1,102 @@
+"""aiomasto: the asyncio client for the Mastodon API.
+
+Register an app once, keep its token safe, and walk followers and following over one shared
+connection pool::
+
+    import asyncio
+    from aiomasto import App, JsonFileTokenStore, Session
+
+    async def main() -> None:
+        app = App(name="Relationship Mapper", scopes="read")
+        store = JsonFileTokenStore("~/.config/aiomasto/credentials.json")
+        async with Session("https://mastodon.example", app=app, store=store) as masto:
+            print(await masto.verify_app())
+            page = await masto.followers_page("14715", limit=80)
+            print([account.acct for account in page.items])
+
+    asyncio.run(main())
+"""
+
+from ._version import __version__
+from .auth import OOB_REDIRECT_URI, App
+from .entities import (
+    Account,
+    AccountRole,
+    Application,
+    CredentialAccount,
+    CustomEmoji,
+    Error,
+    Field,
+    Relationship,
+    Role,
+    Source,
+    Token,
+)
+from .errors import (
+    BadRequest,
+    ConfigurationError,
+    ConnectionFailed,
+    DecodeError,
+    Forbidden,
+    Gone,
+    HTTPError,
+    MastodonError,
+    NotFound,
+    OAuthError,
+    OriginError,
+    RateLimited,
+    RequestTimeout,
+    ServerError,
+    TokenStoreError,
+    TransportError,
+    Unauthorized,
+    Unprocessable,
+)
+from .pagination import Page, parse_links
+from .ratelimit import RateLimit
+from .session import Session
+from .stores import Credentials, JsonFileTokenStore, MemoryTokenStore, StoreKey, TokenStore
+
+__all__ = [
+    "OOB_REDIRECT_URI",
+    "Account",
+    "AccountRole",
+    "App",
+    "Application",
+    "BadRequest",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "CredentialAccount",
+    "Credentials",
+    "CustomEmoji",
+    "DecodeError",
+    "Error",
+    "Field",
+    "Forbidden",
+    "Gone",
+    "HTTPError",
+    "JsonFileTokenStore",
+    "MastodonError",
+    "MemoryTokenStore",
+    "NotFound",
+    "OAuthError",
+    "OriginError",
+    "Page",
+    "RateLimit",
+    "RateLimited",
+    "Relationship",
+    "RequestTimeout",
+    "Role",
+    "ServerError",
+    "Session",
+    "Source",
+    "StoreKey",
+    "Token",
+    "TokenStore",
+    "TokenStoreError",
+    "TransportError",
+    "Unauthorized",
+    "Unprocessable",
+    "__version__",
+    "parse_links",
+]

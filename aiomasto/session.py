@@ -1,0 +1,401 @@
+"""The Session: one instance, one token lifecycle, one connection pool, shared by many tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from ._converter import decode_json, decode_json_list
+from ._http import DEFAULT_TIMEOUT, Transport
+from ._protocol import RawResponse, error_for, is_token_rejection
+from ._version import __version__
+from .auth import App, client_credentials_form, registration_form, revoke_form
+from .entities import Account, Application, Token
+from .errors import ConfigurationError, DecodeError, HTTPError, OAuthError, OriginError
+from .pagination import Page, parse_links, relative_cursor
+from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
+
+__all__ = ["Session"]
+
+log = logging.getLogger("aiomasto")
+
+T = TypeVar("T")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+def normalise_instance(instance: str | URL, *, allow_insecure_http: bool) -> URL:
+    """The instance origin as a URL; ``mastodon.example`` means ``https://mastodon.example``.
+
+    Plain ``http://`` would send the token in clear text, so it is refused unless the host is a
+    loopback address or the caller explicitly allows it.
+    """
+    text = str(instance).strip()
+    if "://" not in text:
+        text = f"https://{text}"
+    url = URL(text)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ConfigurationError(f"not an instance URL: {str(instance)!r}")
+    if url.user or url.password:
+        raise ConfigurationError("the instance URL must not carry credentials")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ConfigurationError(
+            f"refusing plain http:// for {url.host}: tokens would travel in clear text; "
+            "use https:// or pass allow_insecure_http=True"
+        )
+    return url.origin()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Session:
+    """An async client for one Mastodon instance.
+
+    Give it an :class:`App` and a :class:`TokenStore` and it registers the app and obtains a
+    client-credentials token the first time, saves both, and reuses them ever after (a second
+    Session on the same store makes no registration or token request). When the server says the
+    app token is invalid or revoked, it obtains a new one once, for all concurrent tasks
+    together, and replays the request. Or give it an ``access_token`` you already have (a user
+    token from the instance's Development settings): it is used as is and never replaced.
+
+    The Session uses its own ``aiohttp.ClientSession``, created inside the running loop, or the
+    one you pass as ``http`` (which it then never closes).
+
+    Example::
+
+        app = App(name="Relationship Mapper", scopes="read")
+        store = JsonFileTokenStore("~/.config/aiomasto/credentials.json")
+        async with Session("https://mastodon.example", app=app, store=store) as masto:
+            print(await masto.verify_app())
+            page = await masto.followers_page("14715", limit=80)
+    """
+
+    def __init__(
+        self,
+        instance: str | URL,
+        *,
+        app: App | None = None,
+        store: TokenStore | None = None,
+        access_token: str | None = None,
+        http: aiohttp.ClientSession | None = None,
+        timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        user_agent: str | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self.instance: URL = normalise_instance(instance, allow_insecure_http=allow_insecure_http)
+        self._app = app
+        self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._key = StoreKey(instance=str(self.instance), app=app.name) if app else None
+        self._user_token = access_token is not None
+        self._token: Token | None = Token(access_token=access_token) if access_token else None
+        self._application: Application | None = None
+        self._loaded = access_token is not None or app is None
+        self._auth_lock = asyncio.Lock()
+        self._transport = Transport(
+            http=http,
+            timeout=timeout,
+            user_agent=user_agent
+            or f"aiomasto/{__version__} (+https://pypi.org/project/aiomasto/)",
+        )
+
+    def __repr__(self) -> str:
+        mode = "user token" if self._user_token else "app" if self._app else "anonymous"
+        return f"<Session {self.instance} ({mode})>"
+
+    async def __aenter__(self) -> Self:
+        await self._transport.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._transport.close()
+
+    # -- what the Session holds -------------------------------------------------------------
+
+    @property
+    def application(self) -> Application | None:
+        """The registered application (with its client credentials) once known, else ``None``."""
+        return self._application
+
+    @property
+    def token(self) -> Token | None:
+        """The token in use once known (its repr never shows the secret), else ``None``."""
+        return self._token
+
+    # -- token lifecycle --------------------------------------------------------------------
+
+    async def authenticate(self) -> Token | None:
+        """Make sure the Session has its token: from the store, or by registering and asking.
+
+        Called by every request; call it yourself to fail early. Returns ``None`` for an
+        anonymous Session (no app and no access token).
+        """
+        if not self._loaded:
+            async with self._auth_lock:
+                if not self._loaded:
+                    await self._load_or_acquire()
+                    self._loaded = True
+        return self._token
+
+    def _registration(self) -> tuple[App, StoreKey]:
+        if self._app is None or self._key is None:
+            raise ConfigurationError("this Session has no App, so it cannot obtain a token")
+        return self._app, self._key
+
+    async def _load_or_acquire(self) -> None:
+        app, key = self._registration()
+        stored = await self._store.load(key)
+        application = stored.app if stored else None
+        token = stored.token if stored else None
+        if application is not None and not app.matches(application):
+            log.info(
+                "the stored registration of %r on %s lacks the requested scopes or redirect "
+                "URIs; registering the app again",
+                app.name,
+                self.instance,
+            )
+            application, token = None, None
+        if application is None:
+            application = await self._register(app)
+            # Saved at once: a crash before the token arrives must not cost a registration.
+            await self._store.save(key, Credentials(app=application))
+        self._application = application
+        if token is None:
+            token = await self._request_app_token(app, application)
+            await self._store.save(key, Credentials(app=application, token=token))
+        self._token = token
+
+    async def _register(self, app: App) -> Application:
+        response = await self._send(
+            "POST", "/api/v1/apps", form=registration_form(app), authenticated=False
+        )
+        application = decode_json(Application, response.body, **response.context())
+        if not application.client_id or not application.client_secret:
+            raise DecodeError(
+                "the server registered the app but sent no client_id or client_secret",
+                entity="Application",
+                **response.context(),
+            )
+        log.info("registered app %r on %s", app.name, self.instance)
+        return application
+
+    async def _request_app_token(self, app: App, application: Application) -> Token:
+        response = await self._send(
+            "POST",
+            "/oauth/token",
+            form=client_credentials_form(app, application),
+            authenticated=False,
+        )
+        token = decode_json(Token, response.body, **response.context())
+        log.info("obtained an app token for %r on %s", app.name, self.instance)
+        return token
+
+    async def _renew_app_token(self, rejected: Token) -> None:
+        """Replace a rejected app token, once for all the tasks that saw it rejected."""
+        app, key = self._registration()
+        async with self._auth_lock:
+            if self._token is not rejected:
+                return  # another task renewed it while this one waited
+            log.info(
+                "the app token of %r was rejected by %s; requesting a new one",
+                app.name,
+                self.instance,
+            )
+            application = self._application
+            token: Token | None = None
+            if application is not None:
+                try:
+                    token = await self._request_app_token(app, application)
+                except OAuthError as exc:
+                    if exc.error != "invalid_client":
+                        raise
+            if token is None:
+                log.warning(
+                    "app %r is unknown to %s (deleted server-side); registering it again",
+                    app.name,
+                    self.instance,
+                )
+                application = await self._register(app)
+                self._application = application
+                await self._store.save(key, Credentials(app=application))
+                token = await self._request_app_token(app, application)
+            await self._store.save(key, Credentials(app=application, token=token))
+            self._token = token
+
+    async def revoke(self) -> None:
+        """Revoke the token on the server and forget it (the app registration is kept).
+
+        The next request obtains a new app token; a user-token Session has no token afterwards.
+        """
+        token = self._token
+        if token is None:
+            return
+        await self._send(
+            "POST",
+            "/oauth/revoke",
+            form=revoke_form(token.access_token, self._application),
+            authenticated=False,
+        )
+        async with self._auth_lock:
+            self._token = None
+            if self._key is not None and not self._user_token:
+                await self._store.save(self._key, Credentials(app=self._application))
+                self._loaded = False
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        """Send an authenticated API request and return the raw response (status < 400).
+
+        ``path`` is relative to the instance (``/api/v1/...``) or an absolute URL on the instance
+        origin. Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that
+        the server rejects is renewed once and the request replayed.
+        """
+        url = self._url(path, params)
+        token = await self.authenticate()
+        try:
+            return await self._send(method, url, form=form, token=token)
+        except HTTPError as exc:
+            if token is None or self._user_token or not is_token_rejection(exc):
+                raise
+            await self._renew_app_token(token)
+        return await self._send(method, url, form=form, token=self._token)
+
+    async def get_json(self, cls: type[T], path: str, **params: str) -> T:
+        """GET ``path`` and decode the JSON object into ``cls``."""
+        response = await self.request("GET", path, params=params or None)
+        return decode_json(cls, response.body, **response.context())
+
+    async def get_page(self, cls: type[T], path: str, **params: str) -> Page[T]:
+        """GET one page of a Link-paginated endpoint; ``path`` may be a cursor."""
+        response = await self.request("GET", path, params=params or None)
+        items = decode_json_list(cls, response.body, **response.context())
+        links = parse_links(response.headers.get("Link", ""))
+        return Page(
+            items=items,
+            next_cursor=self._cursor(links.get("next"), response.url),
+            prev_cursor=self._cursor(links.get("prev"), response.url),
+            ratelimit=response.ratelimit,
+            headers=response.headers,
+        )
+
+    async def verify_app(self) -> Application:
+        """``GET /api/v1/apps/verify_credentials``: the application the token belongs to."""
+        return await self.get_json(Application, "/api/v1/apps/verify_credentials")
+
+    async def followers_page(
+        self, account_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Account]:
+        """One page of the accounts following ``account_id``, newest follow first.
+
+        Pass a page's ``next_cursor`` as ``cursor`` for the following page.
+        """
+        return await self._relationship_page("followers", account_id, limit, cursor)
+
+    async def following_page(
+        self, account_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Account]:
+        """One page of the accounts ``account_id`` follows, newest follow first."""
+        return await self._relationship_page("following", account_id, limit, cursor)
+
+    async def _relationship_page(
+        self, kind: str, account_id: str, limit: int | None, cursor: str | None
+    ) -> Page[Account]:
+        if cursor is not None:
+            return await self.get_page(Account, cursor)
+        params: dict[str, str] = {}
+        if limit is not None:
+            if limit < 1:
+                raise ValueError("limit must be at least 1")
+            params["limit"] = str(limit)
+        path = f"/api/v1/accounts/{_path_segment(account_id)}/{kind}"
+        return await self.get_page(Account, path, **params)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+        if path.startswith(("http://", "https://")):
+            url = URL(path)
+            self._check_origin(url)
+        elif path.startswith("/"):
+            url = self.instance.join(URL(path, encoded=True))
+        else:
+            raise ValueError(f"expected a path starting with '/' or an instance URL, got {path!r}")
+        return url.update_query(params) if params else url
+
+    def _check_origin(self, url: URL) -> None:
+        if not url.is_absolute() or url.origin() != self.instance:
+            raise OriginError(
+                f"refusing to send a request to {url.origin() if url.is_absolute() else url}: "
+                f"it is not the instance origin {self.instance}",
+                url=str(url.with_query(None)),
+                expected_origin=str(self.instance),
+            )
+
+    def _cursor(self, link: str | None, base: URL) -> str | None:
+        if not link:
+            return None
+        url = base.join(URL(link, encoded=True))
+        self._check_origin(url)
+        return relative_cursor(url)
+
+    async def _send(
+        self,
+        method: str,
+        target: str | URL,
+        *,
+        form: Mapping[str, str] | None = None,
+        token: Token | None = None,
+        authenticated: bool = True,
+    ) -> RawResponse:
+        """Send one request, following same-origin redirects; raise on an error status."""
+        url = target if isinstance(target, URL) else self._url(target)
+        headers = {"Accept": "application/json"}
+        if authenticated and token is not None:
+            headers["Authorization"] = f"Bearer {token.access_token}"
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await self._transport.send(method, url, headers=headers, form=form)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                break
+            url = url.join(URL(location, encoded=True))
+            # The token goes to the instance origin only, wherever a redirect points.
+            self._check_origin(url)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, form = "GET", None
+        if response.status >= 400 or response.status in _REDIRECTS:
+            raise error_for(response, oauth=url.path.startswith("/oauth/"))
+        return response
+
+
+def _path_segment(value: str) -> str:
+    if not value or value in (".", ".."):
+        raise ValueError(f"not an id: {value!r}")
+    return quote(value, safe="")
