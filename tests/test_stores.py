@@ -1,0 +1,528 @@
+"""MemoryTokenStore and JsonFileTokenStore, against real files in a temporary directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiomasto.entities import Application, Token
+from aiomasto.errors import TokenStoreError
+from aiomasto.stores import (
+    FORMAT_VERSION,
+    Credentials,
+    JsonFileTokenStore,
+    MemoryTokenStore,
+    StoreKey,
+    TokenStore,
+    jsonfile,
+)
+
+CLIENT_SECRET = "client-secret-Zq8xW3"
+ACCESS_TOKEN = "access-token-Kp4vN7"
+REFRESH_TOKEN = "refresh-token-Hs2mB9"
+SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN)
+
+INSTANCE = "https://mastodon.example"
+APP_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper")
+USER_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper", account="alice")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_credentials(tag: str = "") -> Credentials:
+    """Credentials with every secret field set; ``tag`` tells records apart."""
+    return Credentials(
+        app=Application(
+            name="Relationship Mapper",
+            id="42",
+            website="https://relmap.example",
+            scopes=("read", "write:follows"),
+            redirect_uris=("urn:ietf:wg:oauth:2.0:oob",),
+            client_id=f"client-id{tag}",
+            client_secret=CLIENT_SECRET + tag,
+        ),
+        token=Token(
+            access_token=ACCESS_TOKEN + tag,
+            scope="read write:follows",
+            created_at=datetime(2024, 5, 17, 9, 30, 12, tzinfo=UTC),
+            expires_in=7200,
+            refresh_token=REFRESH_TOKEN + tag,
+        ),
+    )
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def assert_no_secret_in_error(error: TokenStoreError) -> None:
+    """Not in the message, the printed traceback, nor anything the exception keeps alive."""
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert_no_secret(str(error))
+    assert_no_secret(repr(error))
+    assert_no_secret("".join(traceback.format_exception(error)))
+    # Error reporters (Sentry and the like) print the locals of the traceback's frames.
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == jsonfile.__file__:
+            assert_no_secret(repr(frame.f_locals))
+
+
+@pytest.fixture(params=["memory", "jsonfile"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
+    if request.param == "memory":
+        return MemoryTokenStore()
+    return JsonFileTokenStore(tmp_path / "credentials.json")
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "credentials.json"
+
+
+# Small synchronous helpers: the test's own file access is not what is under test.
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# Both stores
+
+
+def test_both_stores_satisfy_the_protocol(tmp_path: Path) -> None:
+    assert isinstance(MemoryTokenStore(), TokenStore)
+    assert isinstance(JsonFileTokenStore(tmp_path / "c.json"), TokenStore)
+
+
+async def test_round_trip(store: TokenStore) -> None:
+    credentials = make_credentials()
+    await store.save(USER_KEY, credentials)
+
+    loaded = await store.load(USER_KEY)
+
+    assert loaded == credentials
+    assert loaded is not None
+    assert loaded.token is not None
+    assert loaded.app is not None
+    assert loaded.app.client_secret == CLIENT_SECRET
+    assert loaded.token.created_at == datetime(2024, 5, 17, 9, 30, 12, tzinfo=UTC)
+    assert loaded.version == FORMAT_VERSION
+
+
+async def test_round_trip_of_partial_records(store: TokenStore) -> None:
+    app_only = Credentials(app=Application(name="Relationship Mapper", client_id="id"))
+    token_only = Credentials(token=Token(access_token=ACCESS_TOKEN))
+    await store.save(APP_KEY, app_only)
+    await store.save(USER_KEY, token_only)
+
+    assert await store.load(APP_KEY) == app_only
+    assert await store.load(USER_KEY) == token_only
+
+
+async def test_keys_never_mix_and_delete_removes_one(store: TokenStore) -> None:
+    keys = [
+        StoreKey(instance="https://one.example", app="Mapper"),
+        StoreKey(instance="https://two.example", app="Mapper"),
+        StoreKey(instance="https://one.example", app="Other app"),
+        StoreKey(instance="https://one.example", app="Mapper", account="alice"),
+    ]
+    for index, key in enumerate(keys):
+        await store.save(key, make_credentials(f"-{index}"))
+
+    for index, key in enumerate(keys):
+        assert await store.load(key) == make_credentials(f"-{index}")
+    assert await store.load(StoreKey(instance="https://one.example", app="mapper")) is None
+    assert (
+        await store.load(StoreKey(instance="https://one.example", app="Mapper", account="")) is None
+    )
+
+    await store.delete(keys[0])
+
+    assert await store.load(keys[0]) is None
+    for index, key in enumerate(keys[1:], start=1):
+        assert await store.load(key) == make_credentials(f"-{index}")
+
+
+async def test_save_replaces_the_record(store: TokenStore) -> None:
+    await store.save(USER_KEY, make_credentials("-old"))
+    await store.save(USER_KEY, make_credentials("-new"))
+
+    assert await store.load(USER_KEY) == make_credentials("-new")
+
+
+async def test_delete_of_a_missing_key_is_quiet(store: TokenStore) -> None:
+    await store.delete(USER_KEY)
+    await store.save(APP_KEY, make_credentials())
+    await store.delete(USER_KEY)
+
+    assert await store.load(APP_KEY) == make_credentials()
+
+
+async def test_fifty_concurrent_saves_all_land(store: TokenStore) -> None:
+    keys = [StoreKey(instance=INSTANCE, app="Mapper", account=f"user{i}") for i in range(50)]
+
+    await asyncio.gather(
+        *(store.save(key, make_credentials(f"-{i}")) for i, key in enumerate(keys))
+    )
+
+    for i, key in enumerate(keys):
+        assert await store.load(key) == make_credentials(f"-{i}")
+
+
+# The JSON file
+
+
+async def test_load_of_a_missing_file_is_none(tmp_path: Path) -> None:
+    store = JsonFileTokenStore(tmp_path / "missing" / "credentials.json")
+
+    assert await store.load(USER_KEY) is None
+    await store.delete(USER_KEY)
+    assert not (tmp_path / "missing").exists()
+
+
+async def test_a_new_store_on_the_same_path_loads_what_was_saved(path: Path) -> None:
+    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
+
+    restarted = JsonFileTokenStore(str(path))
+
+    assert await restarted.load(USER_KEY) == make_credentials()
+
+
+async def test_file_layout_is_readable_and_stable(path: Path) -> None:
+    store = JsonFileTokenStore(path)
+    await store.save(StoreKey(instance="https://b.example", app="A"), make_credentials())
+    await store.save(StoreKey(instance="https://a.example", app="B", account="zoe"), Credentials())
+    await store.save(StoreKey(instance="https://a.example", app="B"), Credentials())
+    await store.save(StoreKey(instance="https://a.example", app="B", account="al"), Credentials())
+    first = read(path)
+
+    document = json.loads(first)
+
+    assert list(document) == ["format", "version", "records"]
+    assert document["format"] == "aiomasto-credentials"
+    assert document["version"] == FORMAT_VERSION
+    assert [(r["instance"], r["app"], r["account"]) for r in document["records"]] == [
+        ("https://a.example", "B", None),
+        ("https://a.example", "B", "al"),
+        ("https://a.example", "B", "zoe"),
+        ("https://b.example", "A", None),
+    ]
+    assert all(
+        list(r) == ["instance", "app", "account", "credentials"] for r in document["records"]
+    )
+    assert (
+        document["records"][3]["credentials"]["token"]["created_at"] == "2024-05-17T09:30:12+00:00"
+    )
+    assert first.count(b"\n") > 20  # indented for a person, not one long line
+
+    # Rewriting the same records produces the same bytes.
+    await store.save(StoreKey(instance="https://a.example", app="B"), Credentials())
+    assert read(path) == first
+
+
+async def test_tilde_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = JsonFileTokenStore("~/credentials.json")
+
+    await store.save(USER_KEY, make_credentials())
+
+    assert store.path == tmp_path / "credentials.json"
+    assert (tmp_path / "credentials.json").exists()
+
+
+async def test_first_save_creates_private_file_and_directories(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "relmap" / "credentials.json"
+
+    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
+
+    assert mode(path) == 0o600
+    assert mode(tmp_path / "config") == 0o700
+    assert mode(tmp_path / "config" / "relmap") == 0o700
+    assert names(path.parent) == ["credentials.json"]
+
+
+async def test_save_over_a_world_readable_file_makes_it_private(path: Path) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials())
+    os.chmod(path, 0o644)
+
+    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
+
+    assert mode(path) == 0o600
+    assert await JsonFileTokenStore(path).load(APP_KEY) == make_credentials()
+
+
+async def test_save_through_a_symlink_updates_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "credentials.json"
+    await JsonFileTokenStore(real).save(APP_KEY, make_credentials("-app"))
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+
+    await JsonFileTokenStore(link).save(USER_KEY, make_credentials("-user"))
+
+    assert link.is_symlink()
+    assert await JsonFileTokenStore(real).load(USER_KEY) == make_credentials("-user")
+    assert await JsonFileTokenStore(real).load(APP_KEY) == make_credentials("-app")
+
+
+async def test_failed_rename_leaves_the_old_file_intact(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JsonFileTokenStore(path)
+    await store.save(APP_KEY, make_credentials("-old"))
+    before = read(path)
+
+    def fail(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("aiomasto.stores.jsonfile.os.replace", fail)
+    with pytest.raises(TokenStoreError, match="No space left on device") as caught:
+        await store.save(USER_KEY, make_credentials("-new"))
+    monkeypatch.undo()
+
+    assert caught.value.path == str(path)
+    assert "left untouched" in str(caught.value)
+    assert_no_secret_in_error(caught.value)
+    assert read(path) == before
+    assert names(path.parent) == ["credentials.json"]
+    fresh = JsonFileTokenStore(path)
+    assert await fresh.load(APP_KEY) == make_credentials("-old")
+    assert await fresh.load(USER_KEY) is None
+
+
+_CRASHING_SAVE = """
+import asyncio, os, sys
+from aiomasto.entities import Token
+from aiomasto.stores import Credentials, JsonFileTokenStore, StoreKey
+
+def crash(src, dst):
+    os._exit(1)
+
+os.replace = crash
+key = StoreKey(instance="https://mastodon.example", app="Relationship Mapper", account="alice")
+asyncio.run(JsonFileTokenStore(sys.argv[1]).save(key, Credentials(token=Token(access_token="new"))))
+"""
+
+
+def test_crash_before_rename_leaves_the_old_file_intact(path: Path) -> None:
+    asyncio.run(JsonFileTokenStore(path).save(USER_KEY, make_credentials("-old")))
+    before = path.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+    result = subprocess.run(
+        [sys.executable, "-c", _CRASHING_SAVE, str(path)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr.decode()
+    assert path.read_bytes() == before
+    leftovers = [p for p in path.parent.iterdir() if p != path]
+    assert [p.name[: len(".credentials.json.")] for p in leftovers] == [".credentials.json."]
+    assert mode(leftovers[0]) == 0o600  # an orphaned temp file still holds secrets
+    assert asyncio.run(JsonFileTokenStore(path).load(USER_KEY)) == make_credentials("-old")
+
+
+# Corrupt and unreadable files
+
+
+def _valid_document() -> dict[str, Any]:
+    return {
+        "format": "aiomasto-credentials",
+        "version": 1,
+        "records": [
+            {
+                "instance": INSTANCE,
+                "app": "Relationship Mapper",
+                "account": "alice",
+                "credentials": {
+                    "app": {"name": "Relationship Mapper", "client_secret": CLIENT_SECRET},
+                    "token": {"access_token": ACCESS_TOKEN, "expires_in": 60},
+                    "version": 1,
+                },
+            }
+        ],
+    }
+
+
+def _edited(edit: Callable[[dict[str, Any]], object]) -> bytes:
+    document = _valid_document()
+    edit(document)
+    return json.dumps(document).encode()
+
+
+_VALID = json.dumps(_valid_document()).encode()
+
+CORRUPT_FILES: dict[str, tuple[bytes, str]] = {
+    "garbage bytes": (b"\x00\xff\xfe garbage " + ACCESS_TOKEN.encode(), "not UTF-8"),
+    "garbage text": (f"not json {ACCESS_TOKEN}".encode(), "not valid JSON"),
+    "truncated JSON": (_VALID[: _VALID.index(ACCESS_TOKEN.encode()) + 8], "not valid JSON"),
+    "empty file": (b"", "not valid JSON"),
+    "top-level array": (b"[]", "top level is not a JSON object"),
+    "no format": (_edited(lambda d: d.pop("format")), '"format"'),
+    "unknown format": (_edited(lambda d: d.update(format="other")), '"format"'),
+    "version as string": (_edited(lambda d: d.update(version="1")), '"version"'),
+    "newer version": (_edited(lambda d: d.update(version=2)), "newer aiomasto"),
+    "records not a list": (_edited(lambda d: d.update(records={})), '"records"'),
+    "record not an object": (_edited(lambda d: d["records"].append(7)), "records[1]"),
+    "record missing instance": (
+        _edited(lambda d: d["records"][0].pop("instance")),
+        'records[0]."instance"',
+    ),
+    "record missing access_token": (
+        _edited(lambda d: d["records"][0]["credentials"]["token"].pop("access_token")),
+        "records[0].credentials.token.access_token",
+    ),
+    "secret in a number field": (
+        _edited(lambda d: d["records"][0]["credentials"]["token"].update(expires_in=ACCESS_TOKEN)),
+        "records[0].credentials.token.expires_in",
+    ),
+    "newer record": (
+        _edited(lambda d: d["records"][0]["credentials"].update(version=2)),
+        "newer aiomasto",
+    ),
+    "duplicate key": (
+        _edited(lambda d: d["records"].append(d["records"][0])),
+        "records[1] repeats",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT_FILES))
+async def test_corrupt_file_raises_and_is_never_overwritten(path: Path, case: str) -> None:
+    content, problem = CORRUPT_FILES[case]
+    write(path, content)
+    store = JsonFileTokenStore(path)
+
+    operations: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.load(USER_KEY),
+        lambda: store.save(APP_KEY, make_credentials()),
+        lambda: store.delete(USER_KEY),
+    ]
+    errors: list[TokenStoreError] = []
+    for operation in operations:
+        with pytest.raises(TokenStoreError) as caught:
+            await operation()
+        errors.append(caught.value)
+
+    assert read(path) == content
+    assert names(path.parent) == ["credentials.json"]
+    for error in errors:
+        message = str(error)
+        assert str(path) in message
+        assert problem in message
+        assert "left untouched" in message
+        assert error.path == str(path)
+        assert_no_secret_in_error(error)
+
+
+async def test_a_valid_document_parses(path: Path) -> None:
+    write(path, _VALID)
+
+    loaded = await JsonFileTokenStore(path).load(USER_KEY)
+
+    assert loaded is not None
+    assert loaded.token is not None
+    assert loaded.token.access_token == ACCESS_TOKEN
+
+
+async def test_a_directory_at_the_path_raises(path: Path) -> None:
+    os.mkdir(path)
+    store = JsonFileTokenStore(path)
+
+    with pytest.raises(TokenStoreError, match="cannot be read") as caught:
+        await store.load(USER_KEY)
+    assert str(path) in str(caught.value)
+    with pytest.raises(TokenStoreError):
+        await store.save(USER_KEY, make_credentials())
+    assert names(path) == []
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file regardless"
+)
+async def test_a_file_without_read_permission_raises(path: Path) -> None:
+    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
+    os.chmod(path, 0)
+    try:
+        with pytest.raises(TokenStoreError, match="Permission denied"):
+            await JsonFileTokenStore(path).load(USER_KEY)
+    finally:
+        os.chmod(path, 0o600)
+
+
+async def test_a_file_in_place_of_a_parent_directory_raises(tmp_path: Path) -> None:
+    write(tmp_path / "config", b"a file where a directory belongs")
+    path = tmp_path / "config" / "relmap" / "credentials.json"
+    store = JsonFileTokenStore(path)
+
+    operations: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.load(USER_KEY),
+        lambda: store.save(USER_KEY, make_credentials()),
+    ]
+    for operation in operations:
+        with pytest.raises(TokenStoreError, match="Not a directory") as caught:
+            await operation()
+        assert str(path) in str(caught.value)
+    assert read(tmp_path / "config") == b"a file where a directory belongs"
+
+
+# Secrets
+
+
+async def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:
+    credentials = make_credentials()
+    memory = MemoryTokenStore()
+    json_store = JsonFileTokenStore(tmp_path / "credentials.json")
+    for store in (memory, json_store):
+        await store.save(USER_KEY, credentials)
+
+    for shown in (credentials, credentials.app, credentials.token, memory, json_store):
+        assert_no_secret(repr(shown))
+        assert_no_secret(str(shown))
+    assert repr(json_store) == f"JsonFileTokenStore({str(tmp_path / 'credentials.json')!r})"
+
+
+async def test_secrets_stay_out_of_debug_logs(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    store = JsonFileTokenStore(path)
+
+    await store.save(USER_KEY, make_credentials())
+    await store.load(USER_KEY)
+    await store.delete(USER_KEY)
+    await store.save(USER_KEY, make_credentials())
+    write(path, _VALID[:-5])
+    with pytest.raises(TokenStoreError):
+        await store.save(APP_KEY, make_credentials())
+
+    assert any(r.name == jsonfile.__name__ for r in caplog.records)
+    assert_no_secret(caplog.text)
+    for record in caplog.records:
+        assert_no_secret(record.getMessage())
