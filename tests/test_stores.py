@@ -465,19 +465,6 @@ async def test_a_directory_at_the_path_raises(path: Path) -> None:
     assert names(path) == []
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file regardless"
-)
-async def test_a_file_without_read_permission_raises(path: Path) -> None:
-    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
-    os.chmod(path, 0)
-    try:
-        with pytest.raises(TokenStoreError, match="Permission denied"):
-            await JsonFileTokenStore(path).load(USER_KEY)
-    finally:
-        os.chmod(path, 0o600)
-
-
 async def test_a_file_in_place_of_a_parent_directory_raises(tmp_path: Path) -> None:
     write(tmp_path / "config", b"a file where a directory belongs")
     path = tmp_path / "config" / "relmap" / "credentials.json"

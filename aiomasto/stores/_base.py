@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from attrs import frozen
 
-from ..entities import Application, Token
+from aiomasto.entities import Application, Token
 
 __all__ = ["FORMAT_VERSION", "Credentials", "StoreKey", "TokenStore"]
 
