@@ -1,8 +1,9 @@
 """One cattrs converter for every entity and stored record, built for the hot decode path.
 
 A crawl decodes millions of accounts, so the fast converter skips cattrs' detailed validation
-and its structure functions are generated once per class. Primitive hooks check the JSON type
-(``null`` where a string belongs must not become ``"None"``). When the fast path fails, the
+and structures the entities with flat functions generated once per class (``_fastpath``).
+Primitive hooks check the JSON type (``null`` where a string belongs must not become
+``"None"``). When the fast path fails, the
 same data is structured again by a detailed twin converter purely to name the failing field:
 errors are rare, so only they pay for the detail.
 """
@@ -10,6 +11,7 @@ errors are rare, so only they pay for the detail.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -17,6 +19,20 @@ from typing import Any, TypeVar
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 
+from ._fastpath import make_structure_functions
+from .entities import (
+    Account,
+    AccountRole,
+    Application,
+    CredentialAccount,
+    CustomEmoji,
+    Error,
+    Field,
+    Relationship,
+    Role,
+    Source,
+    Token,
+)
 from .errors import DecodeError
 
 __all__ = ["converter", "decode", "decode_json", "decode_list"]
@@ -92,13 +108,52 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _not_a_list(value: Any, _: type) -> Any:
+    raise _WrongType(f"expected an array, got {_json_type(value)}")
+
+
+def _is_homogeneous_tuple(kind: Any) -> bool:
+    args: tuple[Any, ...] = typing.get_args(kind)
+    return typing.get_origin(kind) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+_SCALARS: dict[type, Callable[[Any, Any], Any]] = {
+    str: _structure_str,
+    int: _structure_int,
+    bool: _structure_bool,
+    datetime: _structure_datetime,
+    date: _structure_date,
+    list: _not_a_list,
+}
+
+_ENTITIES = (
+    Application,
+    Token,
+    CustomEmoji,
+    Field,
+    AccountRole,
+    Role,
+    Account,
+    Source,
+    CredentialAccount,
+    Relationship,
+    Error,
+)
+
+
 def _make_converter(*, detailed: bool) -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
-    conv.register_structure_hook(str, _structure_str)
-    conv.register_structure_hook(int, _structure_int)
-    conv.register_structure_hook(bool, _structure_bool)
-    conv.register_structure_hook(datetime, _structure_datetime)
-    conv.register_structure_hook(date, _structure_date)
+    for kind, hook in _SCALARS.items():
+        if kind is not list:
+            conv.register_structure_hook(kind, hook)
+
+    def structure_array(value: Any, kind: Any) -> Any:
+        # A JSON string is iterable too; only an array may become a tuple.
+        if type(value) is not list:
+            return _not_a_list(value, kind)
+        return conv._structure_tuple(value, kind)  # cattrs' own, with detailed paths
+
+    conv.register_structure_hook_func(_is_homogeneous_tuple, structure_array)
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
     return conv
@@ -106,6 +161,11 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
 
 converter = _make_converter(detailed=False)
 """The converter for entities and stored records (unstructure with it too)."""
+
+for _cls, _hook in make_structure_functions(
+    _ENTITIES, scalars=_SCALARS, fallback=converter.structure
+).items():
+    converter.register_structure_hook(_cls, _hook)
 
 _detailed = _make_converter(detailed=True)
 

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 import aiomasto
-from aiomasto._converter import converter, decode, decode_json, decode_json_list, decode_list
+from aiomasto._converter import (
+    _detailed,
+    converter,
+    decode,
+    decode_json,
+    decode_json_list,
+    decode_list,
+)
 from aiomasto.entities import (
     Account,
     Application,
@@ -19,7 +26,7 @@ from aiomasto.entities import (
     Token,
 )
 
-CREDENTIAL_APPLICATION = {
+CREDENTIAL_APPLICATION: dict[str, Any] = {
     "id": "563419",
     "name": "Test Application",
     "website": "https://app.example",
@@ -32,14 +39,14 @@ CREDENTIAL_APPLICATION = {
     "client_secret_expires_at": 0,
 }
 
-TOKEN = {
+TOKEN: dict[str, Any] = {
     "access_token": "ZA-Yj3aBD8U8Cm7lKUp-lm9O9BmDgdhHzDeqsY8tlL0",
     "token_type": "Bearer",
     "scope": "read write follow push",
     "created_at": 1573979017,
 }
 
-SUSPENDED = {
+SUSPENDED: dict[str, Any] = {
     "id": "14",
     "username": "stigatle",
     "acct": "stigatle@quitter.no",
@@ -208,9 +215,7 @@ def test_local_account_with_everything() -> None:
 
 
 def test_remote_account_absent_keys_and_null_discoverable() -> None:
-    remote = {
-        k: v for k, v in LOCAL_ACCOUNT.items() if k not in ("roles", "noindex", "indexable")
-    }
+    remote = {k: v for k, v in LOCAL_ACCOUNT.items() if k not in ("roles", "noindex", "indexable")}
     remote.update(acct="bob@remote.example", discoverable=None)
     account = decode(Account, remote)
     assert account.discoverable is None
@@ -393,3 +398,24 @@ def test_object_expected_but_array_sent() -> None:
 def test_decode_list_is_the_same_as_decoding_each() -> None:
     accounts = decode_list(Account, [LOCAL_ACCOUNT, SUSPENDED])
     assert accounts == [decode(Account, LOCAL_ACCOUNT), decode(Account, SUSPENDED)]
+
+
+@pytest.mark.parametrize(
+    ("cls", "payload"),
+    [
+        (Account, LOCAL_ACCOUNT),
+        (Account, SUSPENDED),
+        (Account, {**LOCAL_ACCOUNT, "moved": SUSPENDED}),
+        (Application, CREDENTIAL_APPLICATION),
+        (Token, TOKEN),
+    ],
+)
+def test_fast_path_agrees_with_cattrs_own_structuring(cls: type[Any], payload: Any) -> None:
+    assert decode(cls, payload) == _detailed.structure(payload, cls)
+
+
+def test_a_string_where_an_array_belongs_is_not_split_into_characters() -> None:
+    with pytest.raises(aiomasto.DecodeError) as info:
+        decode(Account, {**LOCAL_ACCOUNT, "emojis": "blobcat"})
+    assert info.value.field == "emojis"
+    assert "expected an array, got a string" in str(info.value)
