@@ -175,14 +175,14 @@ class Session:
                 self.instance,
             )
             application, token = None, None
+        if token is not None and not set(app.requested_token_scopes) <= set(token.scopes):
+            token = None  # the app now asks for more than the stored token was granted
+        fresh = application is None
         if application is None:
-            application = await self._register(app)
-            # Saved at once: a crash before the token arrives must not cost a registration.
-            await self._store.save(key, Credentials(app=application))
-        self._application = application
+            application = await self._register_and_save(app, key)
         if token is None:
-            token = await self._request_app_token(app, application)
-            await self._store.save(key, Credentials(app=application, token=token))
+            application, token = await self._obtain_app_token(app, key, application, fresh=fresh)
+        self._application = application
         self._token = token
 
     async def _register(self, app: App) -> Application:
@@ -210,6 +210,36 @@ class Session:
         log.info("obtained an app token for %r on %s", app.name, self.instance)
         return token
 
+    async def _register_and_save(self, app: App, key: StoreKey) -> Application:
+        application = await self._register(app)
+        # Saved at once: a crash before the token arrives must not cost another registration.
+        await self._store.save(key, Credentials(app=application))
+        return application
+
+    async def _obtain_app_token(
+        self, app: App, key: StoreKey, application: Application, *, fresh: bool
+    ) -> tuple[Application, Token]:
+        """Request an app token and save it; register again, once, if the app is gone.
+
+        ``invalid_client`` for credentials that worked before means the app was deleted on the
+        server (an admin, or app vacuuming before Mastodon 4.3). For an app registered moments
+        ago it means something else is wrong, and the error is raised.
+        """
+        try:
+            token = await self._request_app_token(app, application)
+        except OAuthError as exc:
+            if fresh or exc.error != "invalid_client":
+                raise
+            log.warning(
+                "app %r is unknown to %s (deleted server-side?); registering it again",
+                app.name,
+                self.instance,
+            )
+            application = await self._register_and_save(app, key)
+            token = await self._request_app_token(app, application)
+        await self._store.save(key, Credentials(app=application, token=token))
+        return application, token
+
     async def _renew_app_token(self, rejected: Token) -> None:
         """Replace a rejected app token, once for all the tasks that saw it rejected."""
         app, key = self._registration()
@@ -222,25 +252,11 @@ class Session:
                 self.instance,
             )
             application = self._application
-            token: Token | None = None
-            if application is not None:
-                try:
-                    token = await self._request_app_token(app, application)
-                except OAuthError as exc:
-                    if exc.error != "invalid_client":
-                        raise
-            if token is None:
-                log.warning(
-                    "app %r is unknown to %s (deleted server-side); registering it again",
-                    app.name,
-                    self.instance,
-                )
-                application = await self._register(app)
-                self._application = application
-                await self._store.save(key, Credentials(app=application))
-                token = await self._request_app_token(app, application)
-            await self._store.save(key, Credentials(app=application, token=token))
-            self._token = token
+            if application is None:
+                application = await self._register_and_save(app, key)
+            self._application, self._token = await self._obtain_app_token(
+                app, key, application, fresh=False
+            )
 
     async def revoke(self) -> None:
         """Revoke the token on the server and forget it (the app registration is kept).
