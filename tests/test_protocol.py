@@ -21,7 +21,9 @@ NGINX_502 = b"""<html>
 </body>
 </html>
 """
-MASTODON_HTML_404 = b'<!DOCTYPE html><html><body class="error"><div class="dialog">404</div></body></html>'
+MASTODON_HTML_404 = (
+    b'<!DOCTYPE html><html><body class="error"><div class="dialog">404</div></body></html>'
+)
 
 
 def response(
@@ -44,7 +46,12 @@ def response(
     [
         (400, b'{"error":"param is missing"}', aiomasto.BadRequest, "param is missing"),
         (401, b'{"error":"The access token is invalid"}', aiomasto.Unauthorized, None),
-        (403, b'{"error":"This action is outside the authorized scopes"}', aiomasto.Forbidden, None),
+        (
+            403,
+            b'{"error":"This action is outside the authorized scopes"}',
+            aiomasto.Forbidden,
+            None,
+        ),
         (404, b'{"error":"Record not found"}', aiomasto.NotFound, "Record not found"),
         (404, MASTODON_HTML_404, aiomasto.NotFound, None),
         (410, b'{"error":"Gone"}', aiomasto.Gone, "Gone"),
@@ -78,7 +85,7 @@ def test_errors_map_by_status_whatever_the_body(
 def test_oauth_errors_carry_code_and_description() -> None:
     body = (
         b'{"error":"invalid_client","error_description":"Client authentication failed due to '
-        b'unknown client, no client authentication included, or unsupported authentication '
+        b"unknown client, no client authentication included, or unsupported authentication "
         b'method."}'
     )
     exc = error_for(response(401, body, url="https://m.example/oauth/token"), oauth=True)
