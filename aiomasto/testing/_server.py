@@ -1,0 +1,710 @@
+"""The :class:`FakeMastodon` server: routing, Rack-level behaviour and the public helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import contextlib
+import ipaddress
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
+import attrs
+from aiohttp import web
+
+from . import _accounts, _oauth
+from ._context import Ctx, Halt, presented_token
+from ._faults import Fault
+from ._http import (
+    BodyError,
+    Params,
+    RecordedRequest,
+    json_response,
+    parse_body,
+    parse_pairs,
+    scalar,
+)
+from ._json import V4_4, V4_6, application_document, version_tuple
+from ._ratelimit import Throttle, ThrottleHit, Throttler, format_reset, rate_limit_headers
+from ._state import App, Emoji, Field, Role, State, Token, normalize_scopes
+from ._validation import OOB_URI
+
+__all__ = ["FakeMastodon"]
+
+Handler = Callable[[Ctx], web.Response]
+
+# Any of these makes a request count against Rack::Attack's paging throttles.
+_PAGING_PARAMS = ("page", "min_id", "max_id", "since_id")
+
+_NOT_FOUND_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta content="width=device-width, initial-scale=1" name="viewport">
+<title>The page you are looking for isn't here. - Mastodon</title>
+</head>
+<body class="error">
+<div class="dialog">
+<div class="dialog__illustration">
+<img alt="Mastodon" src="/oops.png">
+</div>
+<div class="dialog__message">
+<h1>The page you are looking for isn't here.</h1>
+</div>
+</div>
+</body>
+</html>
+"""
+
+
+@attrs.frozen(kw_only=True)
+class _Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+def _route(method: str, path: str, handler: Handler) -> _Route:
+    # ":id" segments stop at "/" and "." like Rails' default segment constraint.
+    pattern = re.compile(re.sub(r":(\w+)", r"(?P<\1>[^/.]+)", re.escape(path)) + "/?")
+    return _Route(method=method, pattern=pattern, handler=handler)
+
+
+# First match wins, so the fixed account paths precede /accounts/:id (as in config/routes).
+_ROUTES = (
+    _route("POST", "/oauth/token", _oauth.token),
+    _route("POST", "/oauth/revoke", _oauth.revoke),
+    _route("POST", "/api/v1/apps", _oauth.create_app),
+    _route("GET", "/api/v1/apps/verify_credentials", _oauth.verify_app),
+    _route("GET", "/api/v1/accounts/verify_credentials", _accounts.verify_credentials),
+    _route("GET", "/api/v1/accounts/lookup", _accounts.lookup),
+    _route("GET", "/api/v1/accounts/relationships", _accounts.relationships),
+    _route("GET", "/api/v1/accounts/:id", _accounts.show),
+    _route("GET", "/api/v1/accounts/:id/followers", _accounts.followers),
+    _route("GET", "/api/v1/accounts/:id/following", _accounts.following),
+)
+
+
+class _Injection:
+    __slots__ = ("fault", "method", "path", "remaining")
+
+    def __init__(self, path: str, fault: Fault, method: str | None, times: int) -> None:
+        self.path = path
+        self.fault = fault
+        self.method = method
+        self.remaining = times
+
+
+def _client_ip(remote: str | None) -> str:
+    # Rack::Attack keys IPv6 clients by their /64.
+    if not remote:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
+
+
+def _midnight(now: float) -> str:
+    day = datetime.fromtimestamp(now, UTC).date()
+    return f"{day.isoformat()}T00:00:00.000Z"
+
+
+def _vapid_key() -> str:
+    # An uncompressed P-256 point is 65 bytes starting with 0x04; only the shape matters here.
+    raw = b"\x04" + secrets.token_bytes(64)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _not_found(request: web.Request) -> web.Response:
+    """ApplicationController#raise_not_found: HTML unless the client asks for JSON."""
+    if "application/json" in request.headers.get("Accept", ""):
+        return json_response(404, {"error": "Not Found"})
+    return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")
+
+
+class FakeMastodon:
+    """An in-process Mastodon (>= 4.4) speaking the real HTTP API, for tests.
+
+    It implements app registration, OAuth tokens (client credentials and authorization
+    code), revocation, account show/lookup/verify_credentials/relationships and
+    followers/following with Mastodon's pagination, rate-limit headers and error bodies.
+    All ids are strings, as in the API.
+
+    Example::
+
+        server = FakeMastodon()
+        alice = server.add_account("alice", display_name="Alice")
+        server.add_followers(alice, 100)
+        token = server.issue_user_token(alice, scopes="read")
+
+        async with server.run() as url:
+            async with aiohttp.ClientSession() as http:
+                headers = {"Authorization": f"Bearer {token}"}
+                async with http.get(f"{url}/api/v1/accounts/{alice}/followers",
+                                    headers=headers) as response:
+                    page = await response.json()   # 40 accounts, newest follow first
+
+        assert server.count("GET", "/api/v1/accounts/") == 1
+
+    Everything is thread-safe, so the setup helpers may be called while
+    :meth:`run_in_thread` serves requests.
+    """
+
+    def __init__(
+        self,
+        *,
+        registration_limit: int = 5,
+        registration_period: float = 600.0,
+        rate_limit: int = 300,
+        rate_period: float = 300.0,
+        enforce_rate_limit: bool = False,
+        clock: Callable[[], float] = time.time,
+        version: str = "4.5.0",
+        paging_limit: int | None = None,
+        paging_period: float = 900.0,
+    ) -> None:
+        """Configure the server; nothing listens until :meth:`run` or :meth:`run_in_thread`.
+
+        ``registration_limit`` per ``registration_period`` seconds is the per-IP throttle on
+        ``POST /api/v1/apps`` (always enforced, 429 beyond it). ``rate_limit`` per
+        ``rate_period`` is the window behind the ``X-RateLimit-*`` headers of every ``/api``
+        response, counted per token (per client IP without a known token); it only answers
+        429 when ``enforce_rate_limit`` is set. ``paging_limit`` (off by default) adds
+        Mastodon's paging throttle: requests carrying ``max_id``/``since_id``/``min_id``/
+        ``page`` also count per user (or IP) in ``paging_period`` windows, and the headers
+        show whichever throttle has less room left. Windows are epoch-aligned and read
+        ``clock`` (epoch seconds), so tests can move time instead of sleeping. ``version``
+        selects the response shapes: ``"4.4.x"``, ``"4.5.x"`` or ``"4.6.x"`` (4.6's new
+        Account, Relationship and scope additions, except ``feature_approval``).
+        """
+        self.registration_limit = registration_limit
+        self.registration_period = registration_period
+        self.rate_limit = rate_limit
+        self.rate_period = rate_period
+        self.enforce_rate_limit = enforce_rate_limit
+        self.paging_limit = paging_limit
+        self.paging_period = paging_period
+        self._version_text = version
+        self.requests: list[RecordedRequest] = []
+        """Every request received, in arrival order (faulted ones included)."""
+        self.url: str | None = None
+        """The base URL while :meth:`run` or :meth:`run_in_thread` is active."""
+        self._clock = clock
+        self._version = version_tuple(version)
+        if self._version < V4_4:
+            raise ValueError(f"version {version!r}: only Mastodon 4.4 and later are modelled")
+        self._known_scopes = _oauth.BASE_SCOPES | (
+            _oauth.COLLECTION_SCOPES if self._version >= V4_6 else frozenset()
+        )
+        self._state = State()
+        self._throttler = Throttler()
+        self._injections: list[_Injection] = []
+        self._vapid_key = _vapid_key()
+        self._username_counters: dict[str, int] = {}
+        self._app = web.Application()
+        self._app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    @property
+    def version(self) -> str:
+        """The Mastodon version whose behaviour is modelled, e.g. ``"4.5.0"``."""
+        return self._version_text
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application, e.g. for ``aiohttp.test_utils.TestServer(server.app)``."""
+        return self._app
+
+    # Seeding helpers
+
+    def add_account(
+        self,
+        username: str,
+        *,
+        display_name: str = "",
+        locked: bool = False,
+        bot: bool = False,
+        hide_collections: bool = False,
+        suspended: bool = False,
+        domain: str | None = None,
+        note: str = "",
+        fields: Iterable[Field | tuple[str, str]] = (),
+        emojis: Iterable[Emoji | str] = (),
+        role: Role | None = None,
+    ) -> str:
+        """Create an account and return its id (``"109000000000000001"``, then counting up).
+
+        ``domain=None`` makes a local account (``acct == username``); a domain makes a
+        remote one (``acct == "user@domain"``, no ``roles``/``noindex`` keys). ``note`` and
+        field values are plain text; the API shows them as HTML. Usernames are unique per
+        domain, case-insensitively (``ValueError`` otherwise).
+
+        Example::
+
+            bob = server.add_account("bob", domain="remote.example", hide_collections=True)
+            mod = server.add_account("mod", role=Role(id="2", name="Moderator"),
+                                     fields=[("Pronouns", "they/them")], emojis=["blobcat"])
+        """
+        with self._state.lock:
+            account_id = self._state.add_account(
+                username,
+                domain=domain,
+                display_name=display_name,
+                locked=locked,
+                bot=bot,
+                hide_collections=hide_collections,
+                suspended=suspended,
+                note=note,
+                fields=tuple(
+                    f if isinstance(f, Field) else Field(name=f[0], value=f[1]) for f in fields
+                ),
+                emojis=tuple(e if isinstance(e, Emoji) else Emoji(shortcode=e) for e in emojis),
+                role=role,
+                created_at=_midnight(self._clock()),
+            )
+        return str(account_id)
+
+    def _account_id(self, account_id: str) -> int:
+        return self._state.require_account(int(account_id)).id
+
+    def follow(self, follower_id: str, target_id: str) -> str:
+        """Make ``follower_id`` follow ``target_id``; returns the Follow id (a pagination cursor).
+
+        Follow ids grow by irregular steps from 7000000 and are unrelated to account ids.
+        Following twice returns the existing Follow id.
+        """
+        with self._state.lock:
+            follow_id = self._state.follow(
+                self._account_id(follower_id), self._account_id(target_id)
+            )
+        return str(follow_id)
+
+    def unfollow(self, follower_id: str, target_id: str) -> bool:
+        """Remove a follow; ``False`` if there was none."""
+        with self._state.lock:
+            return self._state.unfollow(self._account_id(follower_id), self._account_id(target_id))
+
+    def _bulk_accounts(self, prefix: str, n: int) -> list[int]:
+        ids = []
+        created_at = _midnight(self._clock())
+        start = self._username_counters.get(prefix, 1)
+        for _ in range(n):
+            username, start = self._state.free_username(prefix, start)
+            ids.append(
+                self._state.add_account(
+                    username,
+                    domain=None,
+                    display_name=username,
+                    locked=False,
+                    bot=False,
+                    hide_collections=False,
+                    suspended=False,
+                    note="",
+                    fields=(),
+                    emojis=(),
+                    role=None,
+                    created_at=created_at,
+                )
+            )
+        self._username_counters[prefix] = start
+        return ids
+
+    def add_followers(self, target_id: str, n: int, prefix: str = "follower") -> list[str]:
+        """Create ``n`` local accounts (``follower1``, ``follower2``...) following ``target_id``.
+
+        Returns their ids in follow order, so the last one is the first in the API's list.
+
+        Example: ``ids = server.add_followers(alice, 10_000)``.
+        """
+        with self._state.lock:
+            target = self._account_id(target_id)
+            new_ids = self._bulk_accounts(prefix, n)
+            for account_id in new_ids:
+                self._state.follow(account_id, target)
+        return [str(account_id) for account_id in new_ids]
+
+    def add_following(self, account_id: str, n: int, prefix: str = "followed") -> list[str]:
+        """Create ``n`` local accounts that ``account_id`` follows, in follow order."""
+        with self._state.lock:
+            follower = self._account_id(account_id)
+            new_ids = self._bulk_accounts(prefix, n)
+            for target in new_ids:
+                self._state.follow(follower, target)
+        return [str(target) for target in new_ids]
+
+    def block(self, blocker_id: str, blocked_id: str) -> None:
+        """``blocker_id`` blocks ``blocked_id``; like Mastodon, follows between them end."""
+        with self._state.lock:
+            self._state.block(self._account_id(blocker_id), self._account_id(blocked_id))
+
+    def mute(self, muter_id: str, muted_id: str) -> None:
+        """``muter_id`` mutes ``muted_id`` (notifications included)."""
+        with self._state.lock:
+            self._state.mute(self._account_id(muter_id), self._account_id(muted_id))
+
+    # Apps and tokens
+
+    def register_app(
+        self,
+        client_name: str = "aiomasto.testing",
+        *,
+        scopes: str = "read",
+        redirect_uris: str = OOB_URI,
+        website: str = "",
+    ) -> dict[str, object]:
+        """Register an app without HTTP (no validation, no throttle).
+
+        Returns the CredentialApplication document, as ``POST /api/v1/apps`` would.
+
+        Example: ``client_id = server.register_app(scopes="read write")["client_id"]``.
+        """
+        with self._state.lock:
+            app = self._state.create_app(
+                name=client_name,
+                website=website,
+                redirect_uri=redirect_uris,
+                scopes=normalize_scopes(scopes),
+            )
+        return application_document(app, self._vapid_key, credentials=True)
+
+    def _app_for(self, client_id: str | None, scopes: tuple[str, ...]) -> App:
+        if client_id is None:
+            return self._state.create_app(
+                name="aiomasto.testing", website="", redirect_uri=OOB_URI, scopes=scopes
+            )
+        app = self._state.apps.get(client_id)
+        if app is None:
+            raise KeyError(f"no app with client_id {client_id!r}")
+        if not set(scopes) <= set(app.scopes):
+            raise ValueError(f"scopes {scopes} are not a subset of the app's {app.scopes}")
+        return app
+
+    def issue_user_token(
+        self, account_id: str, scopes: str = "read", client_id: str | None = None
+    ) -> str:
+        """An access token for ``account_id``, as if the user had authorized the app.
+
+        Without ``client_id`` a fresh app is registered with exactly ``scopes``. With one,
+        Doorkeeper's token reuse applies: the same (app, user, scopes) gives the same token.
+
+        Example: ``token = server.issue_user_token(alice, "read write:follows")``.
+        """
+        wanted = normalize_scopes(scopes)
+        with self._state.lock:
+            account = self._account_id(account_id)
+            app = self._app_for(client_id, wanted)
+            token = self._state.find_or_create_token(app, account, wanted, self._clock())
+        return token.token
+
+    def create_authorization_code(
+        self,
+        client_id: str,
+        account_id: str,
+        *,
+        redirect_uri: str | None = None,
+        scopes: str | None = None,
+        code_challenge: str | None = None,
+        code_challenge_method: str | None = None,
+    ) -> str:
+        """An authorization code as ``GET /oauth/authorize`` would issue once the user approves.
+
+        ``redirect_uri`` defaults to the app's first one and must be registered; ``scopes``
+        default to ``read`` (if the app has it) and must be a subset of the app's. A
+        ``code_challenge`` needs ``code_challenge_method="S256"`` (Mastodon 4.4+). Exchange the
+        code at ``POST /oauth/token`` within 10 minutes (by the injected clock).
+
+        Example::
+
+            code = server.create_authorization_code(client_id, alice,
+                                                    code_challenge=s256(verifier),
+                                                    code_challenge_method="S256")
+        """
+        with self._state.lock:
+            app = self._state.apps.get(client_id)
+            if app is None:
+                raise KeyError(f"no app with client_id {client_id!r}")
+            registered = app.redirect_uri.split()
+            uri = registered[0] if redirect_uri is None else redirect_uri
+            if uri not in registered:
+                raise ValueError(f"{uri!r} is not a registered redirect URI of the app")
+            if scopes is None:
+                wanted = tuple(s for s in _oauth.DEFAULT_SCOPES if s in app.scopes)
+            else:
+                wanted = normalize_scopes(scopes)
+            if not wanted or not set(wanted) <= set(app.scopes):
+                raise ValueError(f"scopes {wanted} are not a subset of the app's {app.scopes}")
+            if code_challenge is not None and code_challenge_method != "S256":
+                raise ValueError("code_challenge_method must be S256")
+            grant = self._state.create_grant(
+                app,
+                self._account_id(account_id),
+                redirect_uri=uri,
+                scopes=wanted,
+                code_challenge=code_challenge,
+                now=self._clock(),
+            )
+        return grant.code
+
+    def revoke_token(self, access_token: str) -> None:
+        """Revoke server-side; the token stays known, so the API says "was revoked"."""
+        with self._state.lock:
+            self._state.revoke(access_token)
+
+    def delete_app(self, client_id: str) -> None:
+        """Delete an app; its tokens become unknown and ``/oauth/token`` says ``invalid_client``."""
+        with self._state.lock:
+            self._state.delete_app(client_id)
+
+    # Request log and faults
+
+    def count(self, method: str, path_prefix: str) -> int:
+        """How many logged requests had ``method`` and a path starting with ``path_prefix``.
+
+        Example: ``server.count("POST", "/oauth/token")``.
+        """
+        wanted = method.upper()
+        return sum(
+            1 for r in self.requests if r.method == wanted and r.path.startswith(path_prefix)
+        )
+
+    def inject(self, path: str, fault: Fault, *, method: str | None = None, times: int = 1) -> None:
+        """Serve ``fault`` to the next ``times`` requests for exactly ``path`` (and ``method``).
+
+        Faults apply before anything else (routing, auth, rate limiting), like a proxy
+        failing; the request is still logged. Several injections for one path queue up.
+
+        Example::
+
+            server.inject("/oauth/token", Fault.html(502), method="POST")
+            server.inject(f"/api/v1/accounts/{alice}/followers", Fault.empty(503), times=3)
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._state.lock:
+            self._injections.append(
+                _Injection(path, fault, method.upper() if method else None, times)
+            )
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._state.lock:
+            for injection in self._injections:
+                if injection.path == path and injection.method in (None, method):
+                    injection.remaining -= 1
+                    if injection.remaining == 0:
+                        self._injections.remove(injection)
+                    return injection.fault
+        return None
+
+    # Request handling
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        params: Params = {}
+        parse_pairs(request.query.items(), params)
+        body_error = False
+        try:
+            form = parse_body(request.headers.get("Content-Type", ""), body, params)
+        except BodyError:
+            form, body_error = (), True
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=tuple(request.query.items()),
+                headers=request.headers,
+                form=form,
+                raw_body=body,
+                url=str(request.url),
+            )
+        )
+        fault = self._take_fault(request.method, request.path)
+        if fault is not None:
+            return fault.to_response()
+        with self._state.lock:
+            response = self._respond(request, params, body_error)
+        response.headers["X-Request-Id"] = str(uuid.uuid4())
+        return response
+
+    def _find_route(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
+        # Rails answers HEAD with the GET route.
+        method = "GET" if method == "HEAD" else method
+        for route in _ROUTES:
+            if route.method == method and (match := route.pattern.fullmatch(path)):
+                return route, match.groupdict()
+        return None
+
+    def _throttles(
+        self, request: web.Request, params: Params, token: Token | None, api: bool
+    ) -> list[Throttle]:
+        """The Rack::Attack rules matching this request, in Mastodon's definition order."""
+        ip = _client_ip(request.remote)
+        throttles = []
+        if api:
+            throttles.append(
+                Throttle(
+                    name="api",
+                    key=f"token:{token.id}" if token is not None else f"ip:{ip}",
+                    limit=self.rate_limit,
+                    period=self.rate_period,
+                    enforced=self.enforce_rate_limit,
+                )
+            )
+        paging = any((scalar(params, name) or "").strip() for name in _PAGING_PARAMS)
+        if self.paging_limit is not None and paging:
+            user_id = token.account_id if token is not None else None
+            throttles.append(
+                Throttle(
+                    name="paging",
+                    key=f"user:{user_id}" if user_id is not None else f"ip:{ip}",
+                    limit=self.paging_limit,
+                    period=self.paging_period,
+                    enforced=self.enforce_rate_limit,
+                )
+            )
+        if request.method == "POST" and request.path == "/api/v1/apps":
+            throttles.append(
+                Throttle(
+                    name="oauth_application_registrations/ip",
+                    key=ip,
+                    limit=self.registration_limit,
+                    period=self.registration_period,
+                    enforced=True,
+                )
+            )
+        return throttles
+
+    def _respond(self, request: web.Request, params: Params, body_error: bool) -> web.Response:
+        now = self._clock()
+        now_us = round(now * 1_000_000)
+        # Rack::Attack's api_request? is a bare prefix test: "/apix" counts as API too.
+        api = request.path.startswith("/api")
+        # Throttles identify the caller by any known token, even a revoked one.
+        access_token = presented_token(request.headers, params)
+        token = self._state.tokens.get(access_token) if access_token else None
+        hits, throttled = self._throttler.check(
+            self._throttles(request, params, token, api), now_us
+        )
+        if throttled is not None:
+            return self._too_many_requests(throttled, now_us)
+        found = self._find_route(request.method, request.path)
+        if found is None:
+            return _not_found(request)
+        route, match = found
+        ctx = Ctx(
+            match=match,
+            params=params,
+            headers=request.headers,
+            base=f"{request.scheme}://{request.host}",
+            host=request.host,
+            now=now,
+            state=self._state,
+            version=self._version,
+            vapid_key=self._vapid_key,
+            known_scopes=self._known_scopes,
+            token=token if api else None,
+        )
+        try:
+            response = self._run_handler(route.handler, ctx, body_error, api)
+        except Halt as halt:
+            response = halt.response
+        if api:
+            response.headers.update(rate_limit_headers(hits, now_us))
+            response.headers["Vary"] = "Authorization"
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
+
+    def _run_handler(self, handler: Handler, ctx: Ctx, body_error: bool, api: bool) -> web.Response:
+        if body_error:
+            return json_response(400, {"error": "Bad Request"})
+        user_id = ctx.user_id
+        if api and user_id is not None and ctx.state.accounts[user_id].suspended:
+            # Api::BaseController#require_not_suspended! runs before every API action.
+            raise Halt(json_response(403, {"error": "Your login is currently disabled"}))
+        return handler(ctx)
+
+    def _too_many_requests(self, hit: ThrottleHit, now_us: int) -> web.Response:
+        # Rack::Attack's throttled_responder: bare JSON content type, no Retry-After.
+        return web.Response(
+            status=429,
+            body=b'{"error":"Too many requests"}',
+            headers={
+                "Content-Type": "application/json",
+                "X-RateLimit-Limit": str(hit.limit),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": format_reset(now_us, hit.period),
+            },
+        )
+
+    # Running
+
+    @contextlib.asynccontextmanager
+    async def run(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve on the current event loop; yields the base URL (also in :attr:`url`).
+
+        Example::
+
+            async with FakeMastodon().run() as url:
+                ...  # url == "http://127.0.0.1:<free port>"
+        """
+        # A short shutdown grace keeps test teardown fast when clients hold keep-alive connections.
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound_port = runner.addresses[0][1]
+            url_host = f"[{host}]" if ":" in host else host
+            self.url = f"http://{url_host}:{bound_port}"
+            yield self.url
+        finally:
+            self.url = None
+            await runner.cleanup()
+
+    @contextlib.contextmanager
+    def run_in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+        """Serve from a background thread with its own event loop; yields the base URL.
+
+        For synchronous fixtures, or tests that drive the client from another loop.
+
+        Example::
+
+            with FakeMastodon().run_in_thread() as url:
+                requests.get(f"{url}/api/v1/accounts/lookup?acct=alice")
+        """
+        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+
+        async def serve() -> None:
+            try:
+                async with self.run(host, port) as url:
+                    ready.set_result(url)
+                    await stop.wait()
+            except Exception as exc:
+                if ready.done():
+                    raise
+                ready.set_exception(exc)
+
+        def main() -> None:
+            try:
+                loop.run_until_complete(serve())
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=main, name="FakeMastodon", daemon=True)
+        thread.start()
+        try:
+            yield ready.result(timeout=30)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed if startup failed
+                loop.call_soon_threadsafe(stop.set)
+            thread.join(timeout=30)

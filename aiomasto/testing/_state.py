@@ -1,0 +1,389 @@
+"""The fake server's database: accounts, follows, blocks, apps, tokens and grants."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from bisect import bisect_left
+
+import attrs
+
+__all__ = [
+    "Account",
+    "App",
+    "Edges",
+    "Emoji",
+    "Field",
+    "Grant",
+    "Role",
+    "State",
+    "Token",
+    "normalize_scopes",
+]
+
+FIRST_ACCOUNT_ID = 109_000_000_000_000_001
+FIRST_FOLLOW_ID = 7_000_000
+GRANT_LIFETIME = 600.0  # Doorkeeper's default authorization_code_expires_in
+
+
+@attrs.frozen(kw_only=True)
+class Role:
+    """A user role (``role`` in CredentialAccount, and in ``roles`` when ``highlighted``).
+
+    Example: ``Role(id="3", name="Owner", permissions="1048575", color="#ff3838")``.
+    """
+
+    id: str
+    name: str
+    permissions: str = "0"
+    color: str = ""
+    highlighted: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    """A profile field. ``value`` is plain text; the API shows it HTML-escaped.
+
+    Example: ``Field(name="Site", value="https://a.example", verified_at="2019-08-29T04:14:55Z")``.
+    """
+
+    name: str
+    value: str
+    verified_at: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Emoji:
+    """A custom emoji on a profile; ``url`` defaults to a path on the fake server.
+
+    Example: ``Emoji(shortcode="blobcat")``.
+    """
+
+    shortcode: str
+    url: str | None = None
+    static_url: str | None = None
+    visible_in_picker: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Account:
+    id: int
+    username: str
+    domain: str | None
+    display_name: str
+    locked: bool
+    bot: bool
+    hide_collections: bool
+    suspended: bool
+    note: str
+    fields: tuple[Field, ...]
+    emojis: tuple[Emoji, ...]
+    role: Role | None
+    created_at: str
+
+    @property
+    def local(self) -> bool:
+        return self.domain is None
+
+
+@attrs.frozen(kw_only=True)
+class App:
+    id: int
+    name: str
+    website: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    client_id: str
+    client_secret: str
+
+
+@attrs.frozen(kw_only=True)
+class Token:
+    id: int
+    token: str
+    client_id: str
+    account_id: int | None
+    scopes: tuple[str, ...]
+    created_at: int
+    revoked: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Grant:
+    code: str
+    client_id: str
+    account_id: int
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    code_challenge: str | None
+
+
+class Edges:
+    """One side of an account's follows: Follow ids ascending, with the other account in parallel.
+
+    Keeping two flat lists lets a page be a bisect plus a slice, even with a million follows.
+    """
+
+    __slots__ = ("account_ids", "follow_ids")
+
+    def __init__(self) -> None:
+        self.follow_ids: list[int] = []
+        self.account_ids: list[int] = []
+
+    def append(self, follow_id: int, account_id: int) -> None:
+        self.follow_ids.append(follow_id)
+        self.account_ids.append(account_id)
+
+    def remove(self, follow_id: int) -> None:
+        index = bisect_left(self.follow_ids, follow_id)
+        del self.follow_ids[index]
+        del self.account_ids[index]
+
+    def __len__(self) -> int:
+        return len(self.follow_ids)
+
+
+# Shared stand-in for accounts without follows; never mutated.
+_NO_EDGES = Edges()
+# Follow ids advance by irregular (but reproducible) steps, so they look nothing like counters.
+_FOLLOW_STEPS = tuple(random.Random(7_000_000).randint(1, 47) for _ in range(101))
+
+
+def normalize_scopes(scopes: str) -> tuple[str, ...]:
+    """Doorkeeper's ``Scopes.from_string``: split on whitespace, drop duplicates, keep order."""
+    return tuple(dict.fromkeys(scopes.split()))
+
+
+def _new_secret() -> str:
+    # Doorkeeper's default generator: SecureRandom.urlsafe_base64(32), 43 characters.
+    return secrets.token_urlsafe(32)
+
+
+class State:
+    """All mutable server data. Every access must hold ``lock`` (the server may run in a thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.accounts: dict[int, Account] = {}
+        self._by_handle: dict[tuple[str, str | None], int] = {}
+        # Created on first follow: most seeded accounts only ever have one side.
+        self._followers: dict[int, Edges] = {}
+        self._following: dict[int, Edges] = {}
+        self._follows: dict[tuple[int, int], int] = {}
+        self._next_follow_id = FIRST_FOLLOW_ID
+        self.blocking: dict[int, set[int]] = {}
+        self.blocked_by: dict[int, set[int]] = {}
+        self.muting: dict[int, set[int]] = {}
+        self.apps: dict[str, App] = {}
+        self.tokens: dict[str, Token] = {}
+        self._tokens_by_grant: dict[tuple[str, int | None, tuple[str, ...]], list[str]] = {}
+        self.grants: dict[str, Grant] = {}
+        self._next_ids = {"app": 1, "token": 1}
+        # Serialized Account JSON per id, rendered for ``json_base``; dropped when counts change.
+        self.json_cache: dict[int, str] = {}
+        self.json_base = ""
+
+    # Accounts
+
+    def add_account(
+        self,
+        username: str,
+        *,
+        domain: str | None,
+        display_name: str,
+        locked: bool,
+        bot: bool,
+        hide_collections: bool,
+        suspended: bool,
+        note: str,
+        fields: tuple[Field, ...],
+        emojis: tuple[Emoji, ...],
+        role: Role | None,
+        created_at: str,
+    ) -> int:
+        handle = (username.lower(), domain.lower() if domain else None)
+        if not username or handle in self._by_handle:
+            raise ValueError(f"username {username!r} is empty or already taken on {domain!r}")
+        account_id = FIRST_ACCOUNT_ID + len(self.accounts)
+        self.accounts[account_id] = Account(
+            id=account_id,
+            username=username,
+            domain=domain or None,
+            display_name=display_name,
+            locked=locked,
+            bot=bot,
+            hide_collections=hide_collections,
+            suspended=suspended,
+            note=note,
+            fields=fields,
+            emojis=emojis,
+            role=role,
+            created_at=created_at,
+        )
+        self._by_handle[handle] = account_id
+        return account_id
+
+    def require_account(self, account_id: int) -> Account:
+        account = self.accounts.get(account_id)
+        if account is None:
+            raise KeyError(f"no account with id {account_id}")
+        return account
+
+    def find_account(self, username: str, domain: str | None) -> Account | None:
+        account_id = self._by_handle.get((username.lower(), domain.lower() if domain else None))
+        return None if account_id is None else self.accounts[account_id]
+
+    def free_username(self, prefix: str, start: int) -> tuple[str, int]:
+        """The first ``prefix<n>`` (n >= start) not taken locally, and the n after it."""
+        n = start
+        while (f"{prefix}{n}".lower(), None) in self._by_handle:
+            n += 1
+        return f"{prefix}{n}", n + 1
+
+    # Follows, blocks, mutes
+
+    def follow(self, account_id: int, target_id: int) -> int:
+        existing = self._follows.get((account_id, target_id))
+        if existing is not None:
+            return existing
+        follow_id = self._next_follow_id
+        self._next_follow_id += _FOLLOW_STEPS[follow_id % len(_FOLLOW_STEPS)]
+        self._follows[(account_id, target_id)] = follow_id
+        self._following.setdefault(account_id, Edges()).append(follow_id, target_id)
+        self._followers.setdefault(target_id, Edges()).append(follow_id, account_id)
+        self.json_cache.pop(account_id, None)
+        self.json_cache.pop(target_id, None)
+        return follow_id
+
+    def unfollow(self, account_id: int, target_id: int) -> bool:
+        follow_id = self._follows.pop((account_id, target_id), None)
+        if follow_id is None:
+            return False
+        self._following[account_id].remove(follow_id)
+        self._followers[target_id].remove(follow_id)
+        self.json_cache.pop(account_id, None)
+        self.json_cache.pop(target_id, None)
+        return True
+
+    def followers_of(self, account_id: int) -> Edges:
+        return self._followers.get(account_id, _NO_EDGES)
+
+    def following_of(self, account_id: int) -> Edges:
+        return self._following.get(account_id, _NO_EDGES)
+
+    def follow_id(self, account_id: int, target_id: int) -> int | None:
+        return self._follows.get((account_id, target_id))
+
+    def block(self, account_id: int, target_id: int) -> None:
+        # Mastodon's BlockService breaks follows in both directions.
+        self.unfollow(account_id, target_id)
+        self.unfollow(target_id, account_id)
+        self.blocking.setdefault(account_id, set()).add(target_id)
+        self.blocked_by.setdefault(target_id, set()).add(account_id)
+
+    def mute(self, account_id: int, target_id: int) -> None:
+        self.muting.setdefault(account_id, set()).add(target_id)
+
+    def excluded_for(self, viewer_id: int) -> set[int]:
+        """``excluded_from_timeline_account_ids``: blocked, blocking and muted accounts."""
+        return (
+            self.blocking.get(viewer_id, set())
+            | self.blocked_by.get(viewer_id, set())
+            | self.muting.get(viewer_id, set())
+        )
+
+    def blocks(self, account_id: int, target_id: int) -> bool:
+        return target_id in self.blocking.get(account_id, ())
+
+    def mutes(self, account_id: int, target_id: int) -> bool:
+        return target_id in self.muting.get(account_id, ())
+
+    # Apps and tokens
+
+    def _next(self, kind: str) -> int:
+        value = self._next_ids[kind]
+        self._next_ids[kind] = value + 1
+        return value
+
+    def create_app(
+        self, *, name: str, website: str, redirect_uri: str, scopes: tuple[str, ...]
+    ) -> App:
+        app = App(
+            id=self._next("app"),
+            name=name,
+            website=website,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            client_id=_new_secret(),
+            client_secret=_new_secret(),
+        )
+        self.apps[app.client_id] = app
+        return app
+
+    def authenticate_client(self, client_id: str, client_secret: str) -> App | None:
+        """Doorkeeper's ``by_uid_and_secret``: every Mastodon app is confidential."""
+        app = self.apps.get(client_id) if client_id else None
+        if app is None or not secrets.compare_digest(app.client_secret, client_secret):
+            return None
+        return app
+
+    def delete_app(self, client_id: str) -> None:
+        del self.apps[client_id]
+        # Tokens and grants go with the app (dependent: :delete_all), so they become unknown.
+        for token in [t for t in self.tokens.values() if t.client_id == client_id]:
+            del self.tokens[token.token]
+        for key in [k for k in self._tokens_by_grant if k[0] == client_id]:
+            del self._tokens_by_grant[key]
+        for code in [c for c, g in self.grants.items() if g.client_id == client_id]:
+            del self.grants[code]
+
+    def find_or_create_token(
+        self, app: App, account_id: int | None, scopes: tuple[str, ...], now: float
+    ) -> Token:
+        """Doorkeeper with ``reuse_access_token``: the newest live token for the same
+        (app, owner, scope set) is returned as is, old ``created_at`` included."""
+        key = (app.client_id, account_id, tuple(sorted(scopes)))
+        issued = self._tokens_by_grant.setdefault(key, [])
+        for access_token in reversed(issued):
+            if not self.tokens[access_token].revoked:
+                return self.tokens[access_token]
+        token = Token(
+            id=self._next("token"),
+            token=_new_secret(),
+            client_id=app.client_id,
+            account_id=account_id,
+            scopes=scopes,
+            created_at=int(now),
+        )
+        self.tokens[token.token] = token
+        issued.append(token.token)
+        return token
+
+    def revoke(self, access_token: str) -> None:
+        token = self.tokens[access_token]
+        # Revoked tokens stay in the table until Mastodon's vacuum job, hence "was revoked".
+        self.tokens[access_token] = attrs.evolve(token, revoked=True)
+
+    def create_grant(
+        self,
+        app: App,
+        account_id: int,
+        *,
+        redirect_uri: str,
+        scopes: tuple[str, ...],
+        code_challenge: str | None,
+        now: float,
+    ) -> Grant:
+        grant = Grant(
+            code=_new_secret(),
+            client_id=app.client_id,
+            account_id=account_id,
+            redirect_uri=redirect_uri,
+            scopes=scopes,
+            expires_at=now + GRANT_LIFETIME,
+            code_challenge=code_challenge,
+        )
+        self.grants[grant.code] = grant
+        return grant
