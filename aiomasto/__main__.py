@@ -33,14 +33,15 @@ async def demo(followers: int, following: int, limit: int) -> int:
         store = JsonFileTokenStore(path)
         async with server.run() as url:
             print(f"aiomasto {__version__} demo: the seed flow against a fake Mastodon at {url}")
-            print(f"@alice (id {alice}) has {followers} followers and follows {following} accounts.")
+            print(f"@alice (id {alice}) has {followers} followers and follows {following}.")
             print(f"Token store: {path}\n")
 
             print("First Session")
             async with Session(url, app=app, store=store) as masto:
                 await masto.authenticate()
                 registered, token = masto.application, masto.token
-                assert registered is not None and token is not None
+                if registered is None or token is None:
+                    raise RuntimeError("the Session has no app token after authenticate()")
                 print(f"  1. registered app {registered.name!r} (id {registered.id})")
                 print(f"     scopes: {' '.join(registered.scopes)}")
                 print(f"     redirect URIs: {' '.join(registered.registered_redirect_uris)}")
@@ -59,7 +60,8 @@ async def demo(followers: int, following: int, limit: int) -> int:
                 print(f"     first {len(friends.items)} followed by @alice: {_accounts(friends)}")
                 if fans.ratelimit:
                     rl = fans.ratelimit
-                    print(f"     rate limit: {rl.remaining}/{rl.limit} left until {rl.reset}")
+                    reset = f"{rl.reset:%H:%M:%S} UTC" if rl.reset else "unknown"
+                    print(f"     rate limit: {rl.remaining}/{rl.limit} requests left until {reset}")
             first_run = len(server.requests)
 
             print("\nSecond Session on the same store (a restart)")

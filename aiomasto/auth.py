@@ -85,9 +85,7 @@ class App:
         """
         if not application.client_id or not application.client_secret:
             return False
-        if application.scopes and not set(self.requested_token_scopes) <= set(
-            application.scopes
-        ):
+        if application.scopes and not set(self.requested_token_scopes) <= set(application.scopes):
             return False
         registered = application.registered_redirect_uris
         return not registered or set(self.redirect_uris) <= set(registered)

@@ -396,20 +396,19 @@ async def test_cross_origin_redirect_is_refused_before_anything_is_sent(
     server: FakeMastodon,
 ) -> None:
     elsewhere = FakeMastodon()
-    async with elsewhere.run() as other:
-        async with Session(url(server), app=APP) as masto:
-            await masto.authenticate()
-            server.inject(
-                "/api/v1/apps/verify_credentials",
-                Fault.raw(
-                    302,
-                    b"",
-                    "text/html",
-                    headers={"Location": f"{other}/api/v1/apps/verify_credentials"},
-                ),
-            )
-            with pytest.raises(aiomasto.OriginError) as info:
-                await masto.verify_app()
+    async with elsewhere.run() as other, Session(url(server), app=APP) as masto:
+        await masto.authenticate()
+        server.inject(
+            "/api/v1/apps/verify_credentials",
+            Fault.raw(
+                302,
+                b"",
+                "text/html",
+                headers={"Location": f"{other}/api/v1/apps/verify_credentials"},
+            ),
+        )
+        with pytest.raises(aiomasto.OriginError) as info:
+            await masto.verify_app()
     assert info.value.expected_origin == url(server)
     assert elsewhere.requests == []
 
