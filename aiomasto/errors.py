@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "BadRequest",
@@ -207,29 +208,11 @@ class RateLimited(HTTPError):
     """
 
     def __init__(
-        self,
-        *,
-        status: int,
-        method: str,
-        url: str,
-        error: str | None = None,
-        error_description: str | None = None,
-        request_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        reset: datetime | None = None,
-        retry_after: float | None = None,
+        self, *, reset: datetime | None = None, retry_after: float | None = None, **fields: Any
     ) -> None:
         self.reset = reset
         self.retry_after = retry_after
-        super().__init__(
-            status=status,
-            method=method,
-            url=url,
-            error=error,
-            error_description=error_description,
-            request_id=request_id,
-            headers=headers,
-        )
+        super().__init__(**fields)
 
     def _message(self) -> str:
         message = super()._message()
