@@ -186,9 +186,7 @@ class Session:
         self._token = token
 
     async def _register(self, app: App) -> Application:
-        response = await self._send(
-            "POST", "/api/v1/apps", form=registration_form(app), authenticated=False
-        )
+        response = await self._send("POST", "/api/v1/apps", form=registration_form(app))
         application = decode_json(Application, response.body, **response.context())
         if not application.client_id or not application.client_secret:
             raise DecodeError(
@@ -204,7 +202,6 @@ class Session:
             "POST",
             "/oauth/token",
             form=client_credentials_form(app, application),
-            authenticated=False,
         )
         token = decode_json(Token, response.body, **response.context())
         log.info("obtained an app token for %r on %s", app.name, self.instance)
@@ -270,7 +267,6 @@ class Session:
             "POST",
             "/oauth/revoke",
             form=revoke_form(token.access_token, self._application),
-            authenticated=False,
         )
         async with self._auth_lock:
             self._token = None
@@ -358,7 +354,7 @@ class Session:
 
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
         if path.startswith(("http://", "https://")):
-            url = URL(path)
+            url = URL(path, encoded=True)
             self._check_origin(url)
         elif path.startswith("/"):
             url = self.instance.join(URL(path, encoded=True))
@@ -389,12 +385,14 @@ class Session:
         *,
         form: Mapping[str, str] | None = None,
         token: Token | None = None,
-        authenticated: bool = True,
     ) -> RawResponse:
-        """Send one request, following same-origin redirects; raise on an error status."""
+        """Send one request, following same-origin redirects; raise on an error status.
+
+        The bearer ``token`` is attached when given; OAuth requests authenticate in the body.
+        """
         url = target if isinstance(target, URL) else self._url(target)
         headers = {"Accept": "application/json"}
-        if authenticated and token is not None:
+        if token is not None:
             headers["Authorization"] = f"Bearer {token.access_token}"
         for _ in range(_MAX_REDIRECTS + 1):
             response = await self._transport.send(method, url, headers=headers, form=form)
