@@ -44,6 +44,7 @@ from .errors import (
     NotFound,
     OAuthError,
     OriginError,
+    PaginationError,
     RateLimited,
     RequestTimeout,
     ServerError,
@@ -51,8 +52,9 @@ from .errors import (
     TransportError,
     Unauthorized,
     Unprocessable,
+    UserTokenRequired,
 )
-from .pagination import Page, parse_links
+from .pagination import Page, Paginator, parse_links
 from .ratelimit import RateLimit
 from .session import Session
 from .stores import Credentials, JsonFileTokenStore, MemoryTokenStore, StoreKey, TokenStore
@@ -82,6 +84,8 @@ __all__ = [
     "OAuthError",
     "OriginError",
     "Page",
+    "PaginationError",
+    "Paginator",
     "RateLimit",
     "RateLimited",
     "Relationship",
@@ -97,6 +101,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "Unprocessable",
+    "UserTokenRequired",
     "__version__",
     "parse_links",
 ]

@@ -109,7 +109,7 @@ def error_for(response: RawResponse, *, oauth: bool, now: datetime | None = None
     }
     if oauth and 400 <= response.status < 500 and error is not None:
         return OAuthError(**fields)
-    cls = error_class_for(response.status)
+    cls = error_class_for(response.status, error)
     if cls is RateLimited:
         current = now or datetime.now(UTC)
         reset = response.ratelimit.reset if response.ratelimit else None

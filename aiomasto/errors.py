@@ -9,6 +9,7 @@
     │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
     │   └── RequestTimeout             the server did not answer in time
     ├── OriginError                    a redirect or Link pointed to another origin
+    ├── PaginationError                a paginated walk cannot go on (a Link loop)
     ├── DecodeError                    a 2xx answer whose body is not what the API promises
     └── HTTPError                      the server answered with an error status
         ├── BadRequest                 400
@@ -16,7 +17,8 @@
         ├── Forbidden                  403 (scope missing, account disabled, ...)
         ├── NotFound                   404
         ├── Gone                       410
-        ├── Unprocessable              422 (validation failed, app token on a user endpoint)
+        ├── Unprocessable              422 (validation failed)
+        │   └── UserTokenRequired      an app-only token on an endpoint that needs a user
         ├── RateLimited                429
         ├── ServerError                5xx (including a proxy's HTML 502/503/504 page)
         └── OAuthError                 an /oauth/* endpoint refused (``error`` is the RFC 6749 code)
@@ -53,6 +55,7 @@ __all__ = [
     "NotFound",
     "OAuthError",
     "OriginError",
+    "PaginationError",
     "RateLimited",
     "RequestTimeout",
     "ServerError",
@@ -60,11 +63,18 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "Unprocessable",
+    "UserTokenRequired",
 ]
 
 
 class MastodonError(Exception):
-    """The root of every exception aiomasto raises."""
+    """The root of every exception aiomasto raises.
+
+    ``cursor`` is set when the error interrupted a pagination walk: the cursor of the page that
+    failed, to hand to ``Paginator.resume`` once the cause is dealt with.
+    """
+
+    cursor: str | None = None
 
 
 class ConfigurationError(MastodonError, ValueError):
@@ -106,6 +116,14 @@ class OriginError(MastodonError):
         super().__init__(message)
         self.url = url
         self.expected_origin = expected_origin
+
+
+class PaginationError(MastodonError):
+    """The server's Link headers lead nowhere sensible, e.g. back to a page already fetched."""
+
+    def __init__(self, message: str, *, cursor: str) -> None:
+        super().__init__(message)
+        self.cursor = cursor
 
 
 class DecodeError(MastodonError):
@@ -200,6 +218,18 @@ class Unprocessable(HTTPError):
     """422: validation failed, or an app-only token was used where a user token is needed."""
 
 
+class UserTokenRequired(Unprocessable, Unauthorized):
+    """The endpoint needs a token that belongs to a user; an app-only token cannot call it.
+
+    Mastodon answers 422 "This method requires an authenticated user" (401 in limited
+    federation mode), GoToSocial 401 "user not supplied". Obtain a user token with the
+    authorization-code flow, or use one from the instance's Development settings.
+    """
+
+    def _message(self) -> str:
+        return f"{super()._message()} (this endpoint needs a user token, not an app token)"
+
+
 class RateLimited(HTTPError):
     """429: too many requests.
 
@@ -245,8 +275,13 @@ _BY_STATUS: dict[int, type[HTTPError]] = {
 }
 
 
-def error_class_for(status: int) -> type[HTTPError]:
-    """The exception class for an HTTP error status (not for OAuth endpoints)."""
+_USER_REQUIRED = ("This method requires an authenticated user", "user not supplied")
+
+
+def error_class_for(status: int, error: str | None = None) -> type[HTTPError]:
+    """The exception class for an HTTP error status and message (not for OAuth endpoints)."""
+    if status in (401, 422) and error and any(text in error for text in _USER_REQUIRED):
+        return UserTokenRequired
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, HTTPError)

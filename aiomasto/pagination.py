@@ -8,15 +8,20 @@ origin, so they can be persisted and handed back later.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Generic, TypeVar
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import Generic, Literal, TypeVar
 
 from attrs import frozen
 from yarl import URL
 
+from .errors import MastodonError, PaginationError
 from .ratelimit import RateLimit
 
-__all__ = ["Page", "parse_links"]
+__all__ = ["Direction", "Page", "Paginator", "parse_links"]
+
+Direction = Literal["next", "prev"]
 
 T = TypeVar("T")
 
@@ -99,9 +104,10 @@ def relative_cursor(url: URL) -> str:
 class Page(Generic[T]):
     """One page of a paginated endpoint.
 
-    ``next_cursor`` / ``prev_cursor`` are the Link URLs relative to the instance origin (e.g.
-    ``/api/v1/accounts/1/followers?max_id=7486869``), or ``None`` when the server gave no such
-    link. ``ratelimit`` is the window the server reported; ``headers`` the raw response headers.
+    ``cursor`` is the URL this page was fetched from and ``next_cursor`` / ``prev_cursor`` the
+    Link URLs, all relative to the instance origin (e.g.
+    ``/api/v1/accounts/1/followers?max_id=7486869``); a missing link is ``None``.
+    ``ratelimit`` is the window the server reported; ``headers`` the raw response headers.
 
     Example::
 
@@ -113,7 +119,134 @@ class Page(Generic[T]):
     """
 
     items: list[T]
+    cursor: str
     next_cursor: str | None
     prev_cursor: str | None
     ratelimit: RateLimit | None
     headers: Mapping[str, str]
+
+
+_RECENT_CURSORS = 4096
+"""How many fetched cursors a walk remembers to detect loops: memory stays constant."""
+
+
+class Paginator(Generic[T]):
+    """Walks a Link-paginated endpoint page after page, following the server's own Link URLs.
+
+    Iterate it for the items (``async for account in pager``), or call :meth:`pages` for whole
+    :class:`Page` objects. The walk stops at a page with no link in its ``direction``, at an
+    empty page, after ``max_items`` items or ``max_pages`` pages. A Link back to a page already
+    fetched raises :class:`~aiomasto.PaginationError`; a Link to another origin raises
+    :class:`~aiomasto.OriginError`. Any error raised mid-walk carries ``cursor``: the page that
+    failed, ready for :meth:`resume`. An error never ends the iteration quietly.
+
+    :attr:`cursor` is what a crawler persists: the URL (relative to the instance) of the first
+    page not yet fully handed out. It moves on when you ask for the item after a page's last
+    one, so a walk resumed from a saved cursor starts at the page holding the first item you
+    had not finished: nothing is lost, and at most that one page is seen again. ``None`` means
+    the walk is complete.
+
+    Example::
+
+        pager = masto.followers("14715", limit=80)
+        async for account in pager:
+            await handle(account)
+            checkpoint.save(pager.cursor)
+        # in a new process, later:
+        async for account in masto.followers("14715").resume(checkpoint.load()):
+            ...
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[Page[T]]],
+        start: str,
+        *,
+        direction: Direction = "next",
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        if direction not in ("next", "prev"):
+            raise ValueError(f"direction must be 'next' or 'prev', not {direction!r}")
+        for name, value in (("max_items", max_items), ("max_pages", max_pages)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1")
+        self._fetch = fetch
+        self._start = start
+        self._direction: Direction = direction
+        self._max_items = max_items
+        self._max_pages = max_pages
+        self._started = False
+        self.cursor: str | None = start
+        """The first page not yet fully handed out; ``None`` once the walk is complete."""
+        self.latest_page: Page[T] | None = None
+        """The page fetched last, for its rate-limit info and headers."""
+        self.pages_fetched = 0
+        self.items_yielded = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Paginator {self._direction} cursor={self.cursor!r} pages={self.pages_fetched} "
+            f"items={self.items_yielded}>"
+        )
+
+    def resume(self, cursor: str) -> Paginator[T]:
+        """A new walk of the same endpoint and settings, starting at a saved ``cursor``."""
+        if URL(cursor).path != URL(self._start).path:
+            raise ValueError(
+                f"cursor {cursor!r} belongs to another endpoint than {URL(self._start).path!r}"
+            )
+        return Paginator(
+            self._fetch,
+            cursor,
+            direction=self._direction,
+            max_items=self._max_items,
+            max_pages=self._max_pages,
+        )
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._items()
+
+    async def _items(self) -> AsyncGenerator[T, None]:
+        async with aclosing(self.pages()) as pages:
+            async for page in pages:
+                for item in page.items:
+                    if self._max_items is not None and self.items_yielded >= self._max_items:
+                        return
+                    self.items_yielded += 1
+                    yield item
+
+    async def pages(self) -> AsyncGenerator[Page[T], None]:
+        """The pages themselves, in order; the cursor moves as each one is finished with."""
+        if self._started:
+            raise RuntimeError("a Paginator walks once; use resume(cursor) for another walk")
+        self._started = True
+        recent: deque[str] = deque(maxlen=_RECENT_CURSORS)
+        seen: set[str] = set()
+        cursor = self.cursor
+        while cursor is not None:
+            if self._max_pages is not None and self.pages_fetched >= self._max_pages:
+                return
+            if self._max_items is not None and self.items_yielded >= self._max_items:
+                return
+            if cursor in seen:
+                raise PaginationError(
+                    f"the server's Link header leads back to a page already fetched ({cursor})",
+                    cursor=cursor,
+                )
+            if len(recent) == recent.maxlen:
+                seen.discard(recent[0])
+            recent.append(cursor)
+            seen.add(cursor)
+            try:
+                page = await self._fetch(cursor)
+            except MastodonError as exc:
+                exc.cursor = cursor
+                raise
+            self.pages_fetched += 1
+            self.latest_page = page
+            following = page.next_cursor if self._direction == "next" else page.prev_cursor
+            if not page.items:
+                following = None
+            yield page
+            self.cursor = cursor = following

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self, TypeVar
 from urllib.parse import quote
@@ -18,9 +18,9 @@ from ._http import DEFAULT_TIMEOUT, Transport
 from ._protocol import RawResponse, error_for, is_token_rejection
 from ._version import __version__
 from .auth import App, client_credentials_form, registration_form, revoke_form
-from .entities import Account, Application, Token
+from .entities import Account, Application, CredentialAccount, Relationship, Token
 from .errors import ConfigurationError, DecodeError, HTTPError, OAuthError, OriginError
-from .pagination import Page, parse_links, relative_cursor
+from .pagination import Direction, Page, Paginator, parse_links, relative_cursor
 from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
 
 __all__ = ["Session"]
@@ -312,6 +312,7 @@ class Session:
         links = parse_links(response.headers.get("Link", ""))
         return Page(
             items=items,
+            cursor=relative_cursor(response.url),
             next_cursor=self._cursor(links.get("next"), response.url),
             prev_cursor=self._cursor(links.get("prev"), response.url),
             ratelimit=response.ratelimit,
@@ -322,6 +323,40 @@ class Session:
         """``GET /api/v1/apps/verify_credentials``: the application the token belongs to."""
         return await self.get_json(Application, "/api/v1/apps/verify_credentials")
 
+    def followers(
+        self,
+        account_id: str,
+        *,
+        limit: int | None = None,
+        direction: Direction = "next",
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> Paginator[Account]:
+        """Every account following ``account_id``, newest follow first, page after page.
+
+        ``limit`` is the page size to ask for (Mastodon: default 40, at most 80). The cursor of
+        this endpoint is a Follow id that only the Link header carries, so each next page is
+        fetched from the server's own Link URL.
+
+        Example::
+
+            async for account in masto.followers("14715", limit=80):
+                print(account.acct)
+        """
+        return self._relationships("followers", account_id, limit, direction, max_items, max_pages)
+
+    def following(
+        self,
+        account_id: str,
+        *,
+        limit: int | None = None,
+        direction: Direction = "next",
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> Paginator[Account]:
+        """Every account ``account_id`` follows, newest follow first; see :meth:`followers`."""
+        return self._relationships("following", account_id, limit, direction, max_items, max_pages)
+
     async def followers_page(
         self, account_id: str, *, limit: int | None = None, cursor: str | None = None
     ) -> Page[Account]:
@@ -329,26 +364,91 @@ class Session:
 
         Pass a page's ``next_cursor`` as ``cursor`` for the following page.
         """
-        return await self._relationship_page("followers", account_id, limit, cursor)
+        return await self.get_page(
+            Account, cursor or self._relationships_url("followers", account_id, limit)
+        )
 
     async def following_page(
         self, account_id: str, *, limit: int | None = None, cursor: str | None = None
     ) -> Page[Account]:
         """One page of the accounts ``account_id`` follows, newest follow first."""
-        return await self._relationship_page("following", account_id, limit, cursor)
+        return await self.get_page(
+            Account, cursor or self._relationships_url("following", account_id, limit)
+        )
 
-    async def _relationship_page(
-        self, kind: str, account_id: str, limit: int | None, cursor: str | None
-    ) -> Page[Account]:
-        if cursor is not None:
+    def _relationships(
+        self,
+        kind: str,
+        account_id: str,
+        limit: int | None,
+        direction: Direction,
+        max_items: int | None,
+        max_pages: int | None,
+    ) -> Paginator[Account]:
+        async def fetch(cursor: str) -> Page[Account]:
             return await self.get_page(Account, cursor)
-        params: dict[str, str] = {}
-        if limit is not None:
-            if limit < 1:
-                raise ValueError("limit must be at least 1")
-            params["limit"] = str(limit)
+
+        return Paginator(
+            fetch,
+            self._relationships_url(kind, account_id, limit),
+            direction=direction,
+            max_items=max_items,
+            max_pages=max_pages,
+        )
+
+    @staticmethod
+    def _relationships_url(kind: str, account_id: str, limit: int | None) -> str:
         path = f"/api/v1/accounts/{_path_segment(account_id)}/{kind}"
-        return await self.get_page(Account, path, **params)
+        if limit is None:
+            return path
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        return f"{path}?limit={limit}"
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    async def verify_credentials(self) -> CredentialAccount:
+        """``GET /api/v1/accounts/verify_credentials``: the token's own account.
+
+        An app-only token raises :class:`~aiomasto.UserTokenRequired`.
+        """
+        return await self.get_json(CredentialAccount, "/api/v1/accounts/verify_credentials")
+
+    async def account(self, account_id: str) -> Account:
+        """``GET /api/v1/accounts/:id``; an unknown id raises :class:`~aiomasto.NotFound`."""
+        return await self.get_json(Account, f"/api/v1/accounts/{_path_segment(account_id)}")
+
+    async def lookup(self, acct: str) -> Account:
+        """An account the server knows, by ``user``, ``user@domain`` or ``@user@domain``.
+
+        Example::
+
+            gargron = await masto.lookup("@Gargron@mastodon.social")
+        """
+        handle = acct.strip().removeprefix("@")
+        if not handle:
+            raise ValueError("acct must not be empty")
+        return await self.get_json(Account, "/api/v1/accounts/lookup", acct=handle)
+
+    async def relationships(
+        self, account_ids: Iterable[str], *, chunk_size: int = 40
+    ) -> list[Relationship]:
+        """How the token's user relates to each account, in the order of ``account_ids``.
+
+        Ids the server does not know are left out; long lists are sent in chunks of
+        ``chunk_size``. Needs a user token (:class:`~aiomasto.UserTokenRequired` otherwise).
+        """
+        wanted = list(dict.fromkeys(account_ids))
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        found: dict[str, Relationship] = {}
+        for start in range(0, len(wanted), chunk_size):
+            chunk = wanted[start : start + chunk_size]
+            query = "&".join(f"id[]={quote(i, safe='')}" for i in chunk)
+            response = await self.request("GET", f"/api/v1/accounts/relationships?{query}")
+            for relationship in decode_json_list(Relationship, response.body, **response.context()):
+                found[relationship.id] = relationship
+        return [found[i] for i in wanted if i in found]
 
     # -- plumbing ---------------------------------------------------------------------------
 
