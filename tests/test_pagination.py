@@ -201,5 +201,5 @@ async def test_bad_arguments_are_refused_up_front(
     server: FakeMastodon, kwargs: dict[str, object]
 ) -> None:
     async with Session(base(server), app=APP) as masto:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must"):
             masto.followers("1", **kwargs)  # type: ignore[arg-type]
