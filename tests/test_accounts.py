@@ -84,7 +84,7 @@ async def test_relationships_in_the_callers_order_in_chunks(server: FakeMastodon
     for other in others[::3]:
         server.follow(me, other)
     token = server.issue_user_token(me)
-    wanted = others[::-1] + ["999999999", others[0]]  # unknown id and a duplicate
+    wanted = [*others[::-1], "999999999", others[0]]  # unknown id and a duplicate
     async with Session(base(server), access_token=token) as masto:
         relationships = await masto.relationships(wanted, chunk_size=40)
     assert [r.id for r in relationships] == others[::-1]
