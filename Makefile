@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo bench clean
+.PHONY: test check lint typecheck pytest demo bench bench-memory clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ pytest: $(VENV)/.dev-installed
 ## make demo: the seed flow against a local fake Mastodon
 demo: $(VENV)/.installed
 	$(BIN)/python -m aiomasto demo
+
+## make bench: every benchmark scenario (see benchmarks/README.md)
+bench: bench-memory
+
+## make bench-memory: the client's peak RSS streaming 10k, 100k and 1M followers
+bench-memory: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.bench_memory
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks for aiomasto: a benchmark server and the scenarios that run against it."""
