@@ -3,15 +3,29 @@
 :class:`FakeMastodon` is an aiohttp application that behaves like Mastodon 4.4/4.5 on the
 endpoints a client needs to get going: app registration, OAuth tokens, revocation,
 accounts and followers/following pagination, with the real status codes, error texts,
-``Link`` and ``X-RateLimit-*`` headers. :class:`Fault` makes it misbehave like a proxy.
+``Link`` and ``X-RateLimit-*`` headers.
+
+- **Flavours**: ``FakeMastodon(flavor="gotosocial")`` or ``"akkoma"`` pages followers the
+  way those servers do (their limits, cursors and ``Link`` shapes), authorizes account reads
+  like them and has their rate-limit headers (none on Akkoma). ``rewrite_links`` bends every
+  ``Link`` header for testing clients against broken pagination.
+- **Faults**: :class:`Fault` makes it misbehave like a proxy or a flaky network (HTML 5xx
+  pages, truncated JSON, a connection reset mid-body, slow answers, a 429), scripted with
+  ``inject`` or drawn at random, reproducibly, with ``chaos(seed=...)``; ``faults_injected``
+  counts what was served.
+- **Limits**: :class:`Limits` sizes Mastodon's throttles (per user, token, IP, paging, app
+  registration); with ``enforce_rate_limit=True`` they answer 429 like Rack::Attack, and an
+  injected ``clock`` lets tests move time instead of sleeping.
 
 Example (inside any asyncio test)::
 
-    from aiomasto.testing import FakeMastodon, Fault
+    from aiomasto.testing import FakeMastodon, Fault, Limits
 
-    server = FakeMastodon()
+    server = FakeMastodon(flavor="gotosocial", limits=Limits(per_ip=(30, 60.0)))
     alice = server.add_account("alice")
     server.add_followers(alice, 120)
+    server.inject(f"/api/v1/accounts/{alice}/followers", Fault.reset_mid_body())
+    server.chaos(seed=1, html_5xx=0.05)
 
     async with server.run() as url:
         ...  # point the client at url
@@ -23,7 +37,17 @@ With pytest, ``pytest_plugins = ["aiomasto.testing.pytest_plugin"]`` provides a
 from ._faults import Fault
 from ._http import RecordedRequest
 from ._oauth import s256
+from ._ratelimit import Limits
 from ._server import FakeMastodon
 from ._state import Emoji, Field, Role
 
-__all__ = ["Emoji", "FakeMastodon", "Fault", "Field", "RecordedRequest", "Role", "s256"]
+__all__ = [
+    "Emoji",
+    "FakeMastodon",
+    "Fault",
+    "Field",
+    "Limits",
+    "RecordedRequest",
+    "Role",
+    "s256",
+]

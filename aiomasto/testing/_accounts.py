@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from urllib.parse import urlencode
-
 from aiohttp import web
 from yarl import URL
 
@@ -16,12 +13,11 @@ from ._json import (
     credential_account_document,
     relationship_document,
 )
-from ._state import Account, Edges
+from ._paging import Page, link_header, page_limit, select_page
+from ._state import Account
 
 __all__ = ["followers", "following", "lookup", "relationships", "show", "verify_credentials"]
 
-DEFAULT_ACCOUNTS_LIMIT = 40
-MAX_ACCOUNTS_LIMIT = 80
 _PUBLIC_CACHE = "public, max-age=15, stale-while-revalidate=30, stale-if-error=86400"
 # ActiveModel::Type::Boolean's false values; anything else non-blank is true.
 _FALSE_VALUES = frozenset({"0", "f", "F", "false", "FALSE", "off", "OFF"})
@@ -52,7 +48,7 @@ def _account_response(ctx: Ctx, account: Account) -> web.Response:
 
 def show(ctx: Ctx) -> web.Response:
     """``GET /api/v1/accounts/:id``; suspended accounts come back blanked."""
-    ctx.authorize_if_got_token("read", "read:accounts")
+    ctx = ctx.authorize_read()
     return _account_response(ctx, _find(ctx, ctx.match["id"]))
 
 
@@ -63,7 +59,7 @@ def _is_local_domain(ctx: Ctx, domain: str) -> bool:
 
 def lookup(ctx: Ctx) -> web.Response:
     """``GET /api/v1/accounts/lookup?acct=``: known accounts only, no WebFinger."""
-    ctx.authorize_if_got_token("read", "read:accounts")
+    ctx = ctx.authorize_read()
     acct = (ctx.param("acct") or "").strip().removeprefix("@")
     parts = acct.split("@")
     while parts and not parts[-1]:  # Ruby's String#split drops trailing empty fields
@@ -80,8 +76,7 @@ def lookup(ctx: Ctx) -> web.Response:
 
 def verify_credentials(ctx: Ctx) -> web.Response:
     """``GET /api/v1/accounts/verify_credentials``: the token owner as a CredentialAccount."""
-    ctx.doorkeeper_authorize("profile", "read", "read:accounts")
-    user_id = ctx.require_user()
+    user_id = ctx.authorize_user("verify_credentials")
     account = ctx.state.accounts[user_id]
     return json_response(
         200, credential_account_document(ctx.state, account, ctx.base, ctx.version)
@@ -90,8 +85,7 @@ def verify_credentials(ctx: Ctx) -> web.Response:
 
 def relationships(ctx: Ctx) -> web.Response:
     """``GET /api/v1/accounts/relationships?id[]=``: unknown ids vanish, DB (id) order."""
-    ctx.doorkeeper_authorize("read", "read:follows")
-    viewer_id = ctx.require_user()
+    viewer_id = ctx.authorize_user("relationships")
     raw_ids = string_list(ctx.params, "id")
     if raw_ids is None:
         single = scalar(ctx.params, "id")
@@ -107,67 +101,20 @@ def relationships(ctx: Ctx) -> web.Response:
     return json_response(200, documents)
 
 
-def _limit(ctx: Ctx) -> int:
-    raw = ctx.param("limit")
-    if raw is None:
-        return DEFAULT_ACCOUNTS_LIMIT
-    # Rails: params[:limit].to_i.abs capped at 80, so "-5" is 5 and "abc" is 0.
-    return min(abs(ruby_to_i(raw)), MAX_ACCOUNTS_LIMIT)
-
-
-def _cursor(ctx: Ctx, name: str) -> int | None:
-    raw = ctx.param(name)
-    return ruby_to_i(raw) if raw and raw.strip() else None
-
-
-def _page(
-    edges: Edges, limit: int, max_id: int | None, since_id: int | None, excluded: set[int]
-) -> list[tuple[int, int]]:
-    """``ORDER BY follows.id DESC LIMIT n`` with ``id < max_id`` and ``id > since_id``,
-    as (Follow id, account id) pairs."""
-    ids, accounts = edges.follow_ids, edges.account_ids
-    hi = bisect_left(ids, max_id) if max_id is not None else len(ids)
-    lo = bisect_right(ids, since_id) if since_id is not None else 0
-    if not excluded:
-        start = max(lo, hi - limit)
-        return list(zip(reversed(ids[start:hi]), reversed(accounts[start:hi]), strict=True))
-    page: list[tuple[int, int]] = []
-    for index in range(hi - 1, lo - 1, -1):
-        if accounts[index] not in excluded:
-            page.append((ids[index], accounts[index]))
-            if len(page) == limit:
-                break
-    return page
-
-
-def _link_header(ctx: Ctx, kind: str, page: list[tuple[int, int]], limit: int) -> str | None:
-    if not page:
-        return None
-    url = f"{ctx.base}/api/v1/accounts/{ctx.match['id']}/{kind}?"
-    echoed = ctx.param("limit")
-    carried = {"limit": echoed} if echoed is not None else {}
-    links = []
-    if len(page) == limit:
-        query = urlencode(sorted({**carried, "max_id": str(page[-1][0])}.items()))
-        links.append(f'<{url}{query}>; rel="next"')
-    query = urlencode(sorted({**carried, "since_id": str(page[0][0])}.items()))
-    links.append(f'<{url}{query}>; rel="prev"')
-    return ", ".join(links)
-
-
 def _collection(ctx: Ctx, kind: str) -> web.Response:
-    ctx.authorize_if_got_token("read", "read:accounts")
+    ctx = ctx.authorize_read()
     account = _find(ctx, ctx.match["id"])
     state = ctx.state
+    rules = ctx.flavor.paging
     viewer_id = ctx.user_id
-    limit = _limit(ctx)
+    limit = page_limit(ctx.param("limit"), rules)
     hidden = (
         account.suspended
         or (account.hide_collections and viewer_id != account.id)
         or (viewer_id is not None and state.blocks(account.id, viewer_id))
     )
-    page: list[tuple[int, int]] = []
-    if not hidden and limit > 0:
+    page = Page(account_ids=[], newest="", oldest="")
+    if not hidden:
         edges = (state.followers_of if kind == "followers" else state.following_of)(account.id)
         # The owner sees everyone; others lose whom they block, are blocked by, or mute.
         excluded = (
@@ -175,17 +122,19 @@ def _collection(ctx: Ctx, kind: str) -> web.Response:
             if viewer_id is not None and viewer_id != account.id
             else set()
         )
-        page = _page(edges, limit, _cursor(ctx, "max_id"), _cursor(ctx, "since_id"), excluded)
-    text = accounts_text(state, (account_id for _, account_id in page), ctx.base, ctx.version)
-    response = json_text_response(200, text)
-    link = _link_header(ctx, kind, page, limit)
+        page = select_page(edges, rules, limit, ctx.params, excluded)
+    response = json_text_response(
+        200, accounts_text(state, page.account_ids, ctx.base, ctx.version)
+    )
+    url = f"{ctx.base}/api/v1/accounts/{ctx.match['id']}/{kind}"
+    link = link_header(url, rules, ctx.params, limit, page)
     if link is not None:
         response.headers["Link"] = link
     return _cache_if_unauthenticated(ctx, response)
 
 
 def followers(ctx: Ctx) -> web.Response:
-    """``GET /api/v1/accounts/:id/followers``: newest follow first, Follow-id cursors."""
+    """``GET /api/v1/accounts/:id/followers``: newest first, paged as the flavour does."""
     return _collection(ctx, "followers")
 
 

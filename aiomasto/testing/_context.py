@@ -1,4 +1,4 @@
-"""What an endpoint sees of a request, and the Api::BaseController authorization checks."""
+"""What an endpoint sees of a request, and the flavour's authorization checks."""
 
 from __future__ import annotations
 
@@ -8,17 +8,13 @@ from collections.abc import Mapping
 import attrs
 from aiohttp import web
 
+from ._flavors import AuthError, Endpoint, Flavor
 from ._http import Params, json_response, scalar
 from ._state import State, Token
 
 __all__ = ["Ctx", "Halt", "presented_token"]
 
 _BEARER = re.compile(r"^Bearer ", re.IGNORECASE)
-
-_TOKEN_TEXTS = {
-    "unknown": "The access token is invalid",
-    "revoked": "The access token was revoked",
-}
 
 
 class Halt(Exception):
@@ -55,6 +51,7 @@ class Ctx:
     now: float
     state: State
     version: tuple[int, int]
+    flavor: Flavor
     vapid_key: str
     known_scopes: frozenset[str]
     # The token found in the database (possibly revoked); None when absent or unknown.
@@ -70,38 +67,60 @@ class Ctx:
     def param(self, name: str) -> str | None:
         return scalar(self.params, name)
 
-    def doorkeeper_authorize(self, *scopes: str) -> Token:
-        """401 for a missing/unknown/revoked token, 403 when it has none of ``scopes``."""
+    def _fail(self, error: AuthError, scopes: tuple[str, ...]) -> Halt:
+        text = error.error.format(scope=scopes[-1] if scopes else "")
+        headers = {}
+        if error.www_authenticate:
+            headers["WWW-Authenticate"] = (
+                f'Bearer realm="Doorkeeper", error="invalid_token", error_description="{text}"'
+            )
+        return Halt(json_response(error.status, {"error": text}, headers))
+
+    def _require(self, endpoint: Endpoint, *, user: bool) -> Token:
+        """A live token with one of the endpoint's scopes (and a user, if ``user``)."""
+        rules = self.flavor.auth
+        scopes = rules.scopes[endpoint]
         token = self.token
-        if token is None or token.revoked:
-            reason = "revoked" if token is not None else "unknown"
-            text = _TOKEN_TEXTS[reason]
-            raise Halt(
-                json_response(
-                    401,
-                    {"error": text},
-                    {
-                        "WWW-Authenticate": (
-                            'Bearer realm="Doorkeeper", error="invalid_token", '
-                            f'error_description="{text}"'
-                        )
-                    },
-                )
-            )
+        if token is None:
+            raise self._fail(rules.missing, scopes)
+        if token.revoked:
+            raise self._fail(rules.revoked, scopes)
+        if user and rules.user_before_scope and token.account_id is None:
+            raise self._fail(rules.no_user, scopes)
         if scopes and not any(scope in token.scopes for scope in scopes):
-            raise Halt(
-                json_response(403, {"error": "This action is outside the authorized scopes"})
-            )
+            raise self._fail(rules.scope, scopes)
+        if user and token.account_id is None:
+            raise self._fail(rules.no_user, scopes)
         return token
 
-    def authorize_if_got_token(self, *scopes: str) -> None:
-        """Public endpoints: anonymous (or an unknown token) passes, a bad known token does not."""
-        if self.token is not None:
-            self.doorkeeper_authorize(*scopes)
+    def authorize_read(self) -> Ctx:
+        """Show, lookup, followers, following: returns the context to serve the read with.
 
-    def require_user(self) -> int:
-        """422 (sic) when the token belongs to no user, i.e. a client-credentials token."""
-        user_id = self.user_id
-        if user_id is None:
-            raise Halt(json_response(422, {"error": "This method requires an authenticated user"}))
-        return user_id
+        Mastodon lets anonymous readers (and unknown tokens) through but rejects a known
+        token that is revoked or lacks the scope; Akkoma serves such a request as
+        anonymous; GoToSocial wants a user token.
+        """
+        rules = self.flavor.auth
+        if not rules.public_reads:
+            self._require("account", user=True)
+            return self
+        token = self.token
+        if token is None:
+            return self
+        scopes = rules.scopes["account"]
+        if rules.lenient_public_reads and (
+            token.revoked or not any(scope in token.scopes for scope in scopes)
+        ):
+            return attrs.evolve(self, token=None)
+        self._require("account", user=False)
+        return self
+
+    def authorize_user(self, endpoint: Endpoint) -> int:
+        """Endpoints acting for a user (verify_credentials, relationships): the user's id."""
+        token = self._require(endpoint, user=True)
+        assert token.account_id is not None  # _require(user=True) rejected app tokens
+        return token.account_id
+
+    def authorize_app(self) -> Token:
+        """``/api/v1/apps/verify_credentials``: any live token, whatever its scopes."""
+        return self._require("app", user=False)

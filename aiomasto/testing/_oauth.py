@@ -269,6 +269,6 @@ def create_app(ctx: Ctx) -> web.Response:
 
 def verify_app(ctx: Ctx) -> web.Response:
     """``GET /api/v1/apps/verify_credentials``: any live token, whatever its scopes."""
-    token = ctx.doorkeeper_authorize()
+    token = ctx.authorize_app()
     app = ctx.state.apps[token.client_id]
     return json_response(200, application_document(app, ctx.vapid_key, credentials=False))

@@ -7,11 +7,13 @@ import base64
 import concurrent.futures
 import contextlib
 import ipaddress
+import random
 import re
 import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -20,7 +22,8 @@ from aiohttp import web
 
 from . import _accounts, _oauth
 from ._context import Ctx, Halt, presented_token
-from ._faults import Fault
+from ._faults import Chaos, Fault
+from ._flavors import FLAVORS, FlavorName, follow_ulid
 from ._http import (
     BodyError,
     Params,
@@ -31,7 +34,14 @@ from ._http import (
     scalar,
 )
 from ._json import V4_4, V4_6, application_document, version_tuple
-from ._ratelimit import Throttle, ThrottleHit, Throttler, format_reset, rate_limit_headers
+from ._ratelimit import (
+    Limits,
+    Throttle,
+    ThrottleHit,
+    Throttler,
+    format_reset,
+    rate_limit_headers,
+)
 from ._state import App, Emoji, Field, Role, State, Token, normalize_scopes
 from ._validation import OOB_URI
 
@@ -132,13 +142,47 @@ def _not_found(request: web.Request) -> web.Response:
     return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")
 
 
+def _apply_legacy_limits(
+    limits: Limits,
+    *,
+    rate: tuple[int | None, float | None],
+    paging: tuple[int | None, float | None],
+    registrations: tuple[int | None, float | None],
+) -> Limits:
+    """``limits`` with the older ``*_limit``/``*_period`` keywords laid over it."""
+
+    def over(
+        current: tuple[int, float], given: tuple[int | None, float | None]
+    ) -> tuple[int, float]:
+        return (
+            current[0] if given[0] is None else given[0],
+            current[1] if given[1] is None else given[1],
+        )
+
+    paging_rate: tuple[int, float] | None = None
+    if limits.paging is not None:
+        paging_rate = over(limits.paging, paging)
+    elif paging[0] is not None:
+        # The paging throttle was off; a limit turns it on, with Mastodon's 15 minutes.
+        paging_rate = over((paging[0], 900.0), paging)
+    return attrs.evolve(
+        limits,
+        per_token=over(limits.per_token, rate),
+        per_ip=over(limits.per_ip, rate),
+        paging=paging_rate,
+        app_registrations=over(limits.app_registrations, registrations),
+    )
+
+
 class FakeMastodon:
     """An in-process Mastodon (>= 4.4) speaking the real HTTP API, for tests.
 
     It implements app registration, OAuth tokens (client credentials and authorization
     code), revocation, account show/lookup/verify_credentials/relationships and
     followers/following with Mastodon's pagination, rate-limit headers and error bodies.
-    All ids are strings, as in the API.
+    All ids are strings, as in the API. ``flavor="gotosocial"`` or ``"akkoma"`` switches
+    paging, account-read authorization and rate limiting to those servers' rules;
+    :meth:`inject`, :meth:`chaos` and :meth:`rewrite_links` make it misbehave on purpose.
 
     Example::
 
@@ -163,42 +207,71 @@ class FakeMastodon:
     def __init__(
         self,
         *,
-        registration_limit: int = 5,
-        registration_period: float = 600.0,
-        rate_limit: int = 300,
-        rate_period: float = 300.0,
+        flavor: FlavorName = "mastodon",
+        limits: Limits | None = None,
         enforce_rate_limit: bool = False,
         clock: Callable[[], float] = time.time,
         version: str = "4.5.0",
+        gts_epoch_reset: bool = False,
+        registration_limit: int | None = None,
+        registration_period: float | None = None,
+        rate_limit: int | None = None,
+        rate_period: float | None = None,
         paging_limit: int | None = None,
-        paging_period: float = 900.0,
+        paging_period: float | None = None,
     ) -> None:
         """Configure the server; nothing listens until :meth:`run` or :meth:`run_in_thread`.
 
-        ``registration_limit`` per ``registration_period`` seconds is the per-IP throttle on
-        ``POST /api/v1/apps`` (always enforced, 429 beyond it). ``rate_limit`` per
-        ``rate_period`` is the window behind the ``X-RateLimit-*`` headers of every ``/api``
-        response, counted per token (per client IP without a known token); it only answers
-        429 when ``enforce_rate_limit`` is set. ``paging_limit`` (off by default) adds
-        Mastodon's paging throttle: requests carrying ``max_id``/``since_id``/``min_id``/
-        ``page`` also count per user (or IP) in ``paging_period`` windows, and the headers
-        show whichever throttle has less room left. Windows are epoch-aligned and read
-        ``clock`` (epoch seconds), so tests can move time instead of sleeping. ``version``
-        selects the response shapes: ``"4.4.x"``, ``"4.5.x"`` or ``"4.6.x"`` (4.6's new
-        Account, Relationship and scope additions, except ``feature_approval``).
+        ``flavor`` picks whose behaviour followers/following paging, authorization of the
+        account reads and rate limiting follow: ``"mastodon"``, ``"gotosocial"`` (user
+        tokens only, ULID Follow cursors, ``min_id``, links on every non-empty page, a
+        per-IP limiter; ``gts_epoch_reset`` gives the epoch-seconds reset of GoToSocial
+        before 0.12) or ``"akkoma"`` (20/40 limits, account-id cursors, 403 auth errors, no
+        rate-limit headers). Everything else (apps, OAuth, entity shapes) is Mastodon's.
+
+        ``limits`` sizes the throttles (:class:`Limits`, Mastodon's by default). The
+        ``X-RateLimit-*`` headers show the matching throttle with the least room left;
+        only with ``enforce_rate_limit`` does an exhausted one answer 429 (the app
+        registration throttle always does). Windows read ``clock`` (epoch seconds), so tests
+        move time instead of sleeping. The older keywords still work and override ``limits``:
+        ``rate_limit``/``rate_period`` size ``per_token`` and ``per_ip``, ``paging_limit``/
+        ``paging_period`` ``paging``, ``registration_limit``/``registration_period``
+        ``app_registrations``.
+
+        ``version`` selects Mastodon's response shapes: ``"4.4.x"``, ``"4.5.x"`` or
+        ``"4.6.x"`` (4.6's new Account, Relationship and scope additions, except
+        ``feature_approval``).
+
+        Example::
+
+            FakeMastodon(flavor="gotosocial", limits=Limits(per_ip=(30, 60.0)), clock=clock)
         """
-        self.registration_limit = registration_limit
-        self.registration_period = registration_period
-        self.rate_limit = rate_limit
-        self.rate_period = rate_period
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
+        self._flavor = FLAVORS[flavor]
+        self._reset_format = (
+            self._flavor.rate_limits.reset_format if self._flavor.rate_limits else "iso_us"
+        )
+        if gts_epoch_reset:
+            if flavor != "gotosocial":
+                raise ValueError("gts_epoch_reset only applies to flavor='gotosocial'")
+            self._reset_format = "epoch"
+        self._limits = _apply_legacy_limits(
+            limits or Limits(),
+            rate=(rate_limit, rate_period),
+            paging=(paging_limit, paging_period),
+            registrations=(registration_limit, registration_period),
+        )
         self.enforce_rate_limit = enforce_rate_limit
-        self.paging_limit = paging_limit
-        self.paging_period = paging_period
         self._version_text = version
         self.requests: list[RecordedRequest] = []
         """Every request received, in arrival order (faulted ones included)."""
         self.url: str | None = None
         """The base URL while :meth:`run` or :meth:`run_in_thread` is active."""
+        self.faults_injected: Counter[str] = Counter()
+        """Faults served so far by kind, scripted and random alike, e.g. ``{"html_502": 3}``."""
+        self.throttled = 0
+        """How many 429s the rate limiter has answered (injected ones not included)."""
         self._clock = clock
         self._version = version_tuple(version)
         if self._version < V4_4:
@@ -209,10 +282,23 @@ class FakeMastodon:
         self._state = State()
         self._throttler = Throttler()
         self._injections: list[_Injection] = []
+        self._chaos: Chaos | None = None
+        self._chaos_rng = random.Random()
+        self._link_rewriter: Callable[[str], str] | None = None
         self._vapid_key = _vapid_key()
         self._username_counters: dict[str, int] = {}
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    @property
+    def flavor(self) -> FlavorName:
+        """Which server family is modelled: ``"mastodon"``, ``"gotosocial"`` or ``"akkoma"``."""
+        return self._flavor.name
+
+    @property
+    def limits(self) -> Limits:
+        """The throttle sizes in force (``limits`` with the older keywords applied)."""
+        return self._limits
 
     @property
     def version(self) -> str:
@@ -277,15 +363,21 @@ class FakeMastodon:
         return self._state.require_account(int(account_id)).id
 
     def follow(self, follower_id: str, target_id: str) -> str:
-        """Make ``follower_id`` follow ``target_id``; returns the Follow id (a pagination cursor).
+        """Make ``follower_id`` follow ``target_id``; returns the Follow id.
 
-        Follow ids grow by irregular steps from 7000000 and are unrelated to account ids.
-        Following twice returns the existing Follow id.
+        On Mastodon Follow ids are the pagination cursors: they grow by irregular steps
+        from 7000000 and are unrelated to account ids. GoToSocial shows the same follow as
+        a 26-character ULID (also a cursor); Akkoma pages by account id instead. Following
+        twice returns the existing Follow id.
+
+        Example: ``cursor = server.follow(bob, alice)``.
         """
         with self._state.lock:
             follow_id = self._state.follow(
                 self._account_id(follower_id), self._account_id(target_id)
             )
+        if self._flavor.paging.follow_ids == "ulid":
+            return follow_ulid(follow_id)
         return str(follow_id)
 
     def unfollow(self, follower_id: str, target_id: str) -> bool:
@@ -480,12 +572,14 @@ class FakeMastodon:
         """Serve ``fault`` to the next ``times`` requests for exactly ``path`` (and ``method``).
 
         Faults apply before anything else (routing, auth, rate limiting), like a proxy
-        failing; the request is still logged. Several injections for one path queue up.
+        failing; the request is still logged, and counted in :attr:`faults_injected`.
+        Several injections for one path queue up, and take precedence over :meth:`chaos`.
 
         Example::
 
             server.inject("/oauth/token", Fault.html(502), method="POST")
             server.inject(f"/api/v1/accounts/{alice}/followers", Fault.empty(503), times=3)
+            server.inject(f"/api/v1/accounts/{alice}", Fault.slow(0.1, then=Fault.rate_limited()))
         """
         if times < 1:
             raise ValueError("times must be at least 1")
@@ -493,6 +587,63 @@ class FakeMastodon:
             self._injections.append(
                 _Injection(path, fault, method.upper() if method else None, times)
             )
+
+    def chaos(
+        self,
+        *,
+        seed: int,
+        html_5xx: float = 0.0,
+        reset: float = 0.0,
+        truncated: float = 0.0,
+        slow: float = 0.0,
+        slow_seconds: float = 0.0,
+        json_500: float = 0.0,
+        path_prefix: str = "/api/",
+    ) -> None:
+        """Fail requests at random, reproducibly: each request whose path starts with
+        ``path_prefix`` (and that no :meth:`inject` fault claimed) draws from a
+        ``random.Random(seed)``. The arguments are probabilities of disjoint outcomes
+        (their sum at most 1): an nginx page 502/503/504 (picked at random), a connection
+        reset mid-body, truncated JSON, a ``slow_seconds`` delay before the normal answer,
+        or a JSON 500. The same seed and request sequence give the same faults.
+
+        Example::
+
+            server.chaos(seed=7, html_5xx=0.1, reset=0.05)
+            ...  # crawl
+            assert server.faults_injected["reset"] > 0
+            server.chaos_off()
+        """
+        config = Chaos(
+            html_5xx=html_5xx,
+            reset=reset,
+            truncated=truncated,
+            slow=slow,
+            slow_seconds=slow_seconds,
+            json_500=json_500,
+            path_prefix=path_prefix,
+        )
+        with self._state.lock:
+            self._chaos = config
+            self._chaos_rng = random.Random(seed)
+
+    def chaos_off(self) -> None:
+        """Stop random faults (scripted :meth:`inject` faults are unaffected)."""
+        with self._state.lock:
+            self._chaos = None
+
+    def rewrite_links(self, fn: Callable[[str], str] | None) -> None:
+        """Pass every ``Link`` header the server emits through ``fn`` (``None``: stop).
+
+        For testing clients against broken pagination: loops, foreign origins, relative
+        URLs, odd ordering or plain garbage.
+
+        Example::
+
+            server.rewrite_links(lambda link: link.replace(server.url or "", ""))  # relative
+        """
+        with self._state.lock:
+            self._link_rewriter = fn
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._state.lock:
@@ -502,6 +653,8 @@ class FakeMastodon:
                     if injection.remaining == 0:
                         self._injections.remove(injection)
                     return injection.fault
+            if self._chaos is not None and path.startswith(self._chaos.path_prefix):
+                return self._chaos.draw(self._chaos_rng)
         return None
 
     # Request handling
@@ -527,12 +680,62 @@ class FakeMastodon:
             )
         )
         fault = self._take_fault(request.method, request.path)
-        if fault is not None:
-            return fault.to_response()
+        while fault is not None:
+            with self._state.lock:
+                self.faults_injected[fault.kind] += 1
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                return await self._serve_fault(request, params, fault, fault.status)
+            fault = fault.then
         with self._state.lock:
             response = self._respond(request, params, body_error)
+            rewrite = self._link_rewriter
+        link = response.headers.get("Link")
+        if link is not None and rewrite is not None:
+            response.headers["Link"] = rewrite(link)
         response.headers["X-Request-Id"] = str(uuid.uuid4())
         return response
+
+    async def _serve_fault(
+        self, request: web.Request, params: Params, fault: Fault, status: int
+    ) -> web.StreamResponse:
+        headers = dict(fault.headers)
+        if fault.content_type is not None:
+            headers["Content-Type"] = fault.content_type
+        if fault.window_headers:
+            with self._state.lock:
+                headers.update(self._window_headers(request, params))
+        if fault.cut_after is None:
+            return web.Response(status=status, body=fault.body, headers=headers)
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(fault.body)
+        await response.prepare(request)
+        await response.write(fault.body[: fault.cut_after])
+        # close() rather than abort(): the partial body is flushed before the FIN.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
+    def _window_headers(self, request: web.Request, params: Params) -> dict[str, str]:
+        """``X-RateLimit-*`` for a 429 in the request's current window, without counting it."""
+        now_us = round(self._clock() * 1_000_000)
+        throttles = self._throttles(request, params, self._known_token(request, params)) or [
+            self._ip_throttle(request, aligned=True)
+        ]
+        hit = min(
+            (self._throttler.peek(t, now_us) for t in throttles), key=lambda h: h.limit - h.count
+        )
+        return {
+            "X-RateLimit-Limit": str(hit.limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": format_reset(hit.reset_us, self._reset_format),
+        }
+
+    def _known_token(self, request: web.Request, params: Params) -> Token | None:
+        # Throttles identify the caller by any known token, even a revoked one.
+        access_token = presented_token(request.headers, params)
+        return self._state.tokens.get(access_token) if access_token else None
 
     def _find_route(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
         # Rails answers HEAD with the GET route.
@@ -542,59 +745,83 @@ class FakeMastodon:
                 return route, match.groupdict()
         return None
 
+    def _ip_throttle(self, request: web.Request, *, aligned: bool) -> Throttle:
+        limit, period = self._limits.per_ip
+        return Throttle(
+            name="throttle_unauthenticated_api",
+            key=_client_ip(request.remote),
+            limit=limit,
+            period=period,
+            enforced=self.enforce_rate_limit,
+            aligned=aligned,
+        )
+
     def _throttles(
-        self, request: web.Request, params: Params, token: Token | None, api: bool
+        self, request: web.Request, params: Params, token: Token | None
     ) -> list[Throttle]:
-        """The Rack::Attack rules matching this request, in Mastodon's definition order."""
+        """The rate-limit rules matching this request, in the server's evaluation order."""
+        rules = self._flavor.rate_limits
+        if rules is None:
+            return []
+        if rules.throttles == "per_ip":
+            return [self._ip_throttle(request, aligned=False)]
+        # Rack::Attack, in Mastodon's definition order (§8.1).
         ip = _client_ip(request.remote)
-        throttles = []
-        if api:
-            throttles.append(
-                Throttle(
-                    name="api",
-                    key=f"token:{token.id}" if token is not None else f"ip:{ip}",
-                    limit=self.rate_limit,
-                    period=self.rate_period,
-                    enforced=self.enforce_rate_limit,
-                )
-            )
+        user_id = token.account_id if token is not None else None
+        limits = self._limits
+        # api_request? is a bare prefix test: "/apix" counts as API too.
+        api = request.path.startswith("/api")
         paging = any((scalar(params, name) or "").strip() for name in _PAGING_PARAMS)
-        if self.paging_limit is not None and paging:
-            user_id = token.account_id if token is not None else None
-            throttles.append(
-                Throttle(
-                    name="paging",
-                    key=f"user:{user_id}" if user_id is not None else f"ip:{ip}",
-                    limit=self.paging_limit,
-                    period=self.paging_period,
-                    enforced=self.enforce_rate_limit,
-                )
-            )
-        if request.method == "POST" and request.path == "/api/v1/apps":
-            throttles.append(
-                Throttle(
-                    name="oauth_application_registrations/ip",
-                    key=ip,
-                    limit=self.registration_limit,
-                    period=self.registration_period,
-                    enforced=True,
-                )
-            )
-        return throttles
+        registration = request.method == "POST" and request.path == "/api/v1/apps"
+        enforced = self.enforce_rate_limit
+        # (name, key, rate, whether it matches, whether it answers 429)
+        rules_table: list[tuple[str, str, tuple[int, float] | None, bool, bool]] = [
+            (
+                "throttle_authenticated_api",
+                f"user:{user_id}",
+                limits.per_user,
+                api and user_id is not None,
+                enforced,
+            ),
+            (
+                "throttle_per_token_api",
+                f"token:{token.id if token else ''}",
+                limits.per_token,
+                api and token is not None,
+                enforced,
+            ),
+            ("throttle_unauthenticated_api", ip, limits.per_ip, api and user_id is None, enforced),
+            (
+                "throttle_paging",
+                f"user:{user_id}" if user_id is not None else f"ip:{ip}",
+                limits.paging,
+                paging,
+                enforced,
+            ),
+            # Always enforced, as on every Mastodon since 4.2.9.
+            (
+                "throttle_oauth_application_registrations/ip",
+                ip,
+                limits.app_registrations,
+                registration,
+                True,
+            ),
+        ]
+        return [
+            Throttle(name=name, key=key, limit=rate[0], period=rate[1], enforced=strict)
+            for name, key, rate, applies, strict in rules_table
+            if applies and rate is not None
+        ]
 
     def _respond(self, request: web.Request, params: Params, body_error: bool) -> web.Response:
         now = self._clock()
         now_us = round(now * 1_000_000)
-        # Rack::Attack's api_request? is a bare prefix test: "/apix" counts as API too.
         api = request.path.startswith("/api")
-        # Throttles identify the caller by any known token, even a revoked one.
-        access_token = presented_token(request.headers, params)
-        token = self._state.tokens.get(access_token) if access_token else None
-        hits, throttled = self._throttler.check(
-            self._throttles(request, params, token, api), now_us
-        )
+        token = self._known_token(request, params)
+        hits, throttled = self._throttler.check(self._throttles(request, params, token), now_us)
         if throttled is not None:
-            return self._too_many_requests(throttled, now_us)
+            self.throttled += 1
+            return self._too_many_requests(throttled)
         found = self._find_route(request.method, request.path)
         if found is None:
             return _not_found(request)
@@ -608,6 +835,7 @@ class FakeMastodon:
             now=now,
             state=self._state,
             version=self._version,
+            flavor=self._flavor,
             vapid_key=self._vapid_key,
             known_scopes=self._known_scopes,
             token=token if api else None,
@@ -616,8 +844,12 @@ class FakeMastodon:
             response = self._run_handler(route.handler, ctx, body_error, api)
         except Halt as halt:
             response = halt.response
+        # Mastodon sets the headers in Api::BaseController; GoToSocial's limiter wraps
+        # every route.
+        rules = self._flavor.rate_limits
+        if hits and rules is not None and (api or rules.throttles == "per_ip"):
+            response.headers.update(rate_limit_headers(hits, self._reset_format))
         if api:
-            response.headers.update(rate_limit_headers(hits, now_us))
             response.headers["Vary"] = "Authorization"
             response.headers.setdefault("Cache-Control", "private, no-store")
         return response
@@ -631,16 +863,19 @@ class FakeMastodon:
             raise Halt(json_response(403, {"error": "Your login is currently disabled"}))
         return handler(ctx)
 
-    def _too_many_requests(self, hit: ThrottleHit, now_us: int) -> web.Response:
-        # Rack::Attack's throttled_responder: bare JSON content type, no Retry-After.
+    def _too_many_requests(self, hit: ThrottleHit) -> web.Response:
+        # Only flavours with a limiter get here. Rack::Attack's throttled_responder sends a
+        # bare JSON content type and no Retry-After.
+        rules = self._flavor.rate_limits
+        assert rules is not None
         return web.Response(
             status=429,
-            body=b'{"error":"Too many requests"}',
+            body=rules.too_many_body,
             headers={
-                "Content-Type": "application/json",
+                "Content-Type": rules.too_many_type,
                 "X-RateLimit-Limit": str(hit.limit),
                 "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": format_reset(now_us, hit.period),
+                "X-RateLimit-Reset": format_reset(hit.reset_us, self._reset_format),
             },
         )
 

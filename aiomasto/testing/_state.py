@@ -126,20 +126,29 @@ class Edges:
     Keeping two flat lists lets a page be a bisect plus a slice, even with a million follows.
     """
 
-    __slots__ = ("account_ids", "follow_ids")
+    __slots__ = ("_by_account", "account_ids", "follow_ids")
 
     def __init__(self) -> None:
         self.follow_ids: list[int] = []
         self.account_ids: list[int] = []
+        # The account ids sorted, for servers that page by account; built on first use.
+        self._by_account: list[int] | None = None
 
     def append(self, follow_id: int, account_id: int) -> None:
         self.follow_ids.append(follow_id)
         self.account_ids.append(account_id)
+        self._by_account = None
 
     def remove(self, follow_id: int) -> None:
         index = bisect_left(self.follow_ids, follow_id)
         del self.follow_ids[index]
         del self.account_ids[index]
+        self._by_account = None
+
+    def sorted_account_ids(self) -> list[int]:
+        if self._by_account is None:
+            self._by_account = sorted(self.account_ids)
+        return self._by_account
 
     def __len__(self) -> int:
         return len(self.follow_ids)
