@@ -815,16 +815,42 @@ class FakeMastodon:
 
     def _respond(self, request: web.Request, params: Params, body_error: bool) -> web.Response:
         now = self._clock()
-        now_us = round(now * 1_000_000)
         api = request.path.startswith("/api")
         token = self._known_token(request, params)
-        hits, throttled = self._throttler.check(self._throttles(request, params, token), now_us)
+        hits, throttled = self._throttler.check(
+            self._throttles(request, params, token), round(now * 1_000_000)
+        )
         if throttled is not None:
             self.throttled += 1
             return self._too_many_requests(throttled)
         found = self._find_route(request.method, request.path)
         if found is None:
-            return _not_found(request)
+            response = _not_found(request)
+        else:
+            # Endpoints only see the token on /api, where Api::BaseController looks for it.
+            response = self._dispatch(
+                request, params, body_error, found, token if api else None, now
+            )
+        rules = self._flavor.rate_limits
+        # Mastodon sets the headers in Api::BaseController (routed /api requests only);
+        # GoToSocial's limiter middleware wraps every route.
+        routed_api = api and found is not None
+        if hits and rules is not None and (routed_api or rules.throttles == "per_ip"):
+            response.headers.update(rate_limit_headers(hits, self._reset_format))
+        if routed_api:
+            response.headers["Vary"] = "Authorization"
+            response.headers.setdefault("Cache-Control", "private, no-store")
+        return response
+
+    def _dispatch(
+        self,
+        request: web.Request,
+        params: Params,
+        body_error: bool,
+        found: tuple[_Route, dict[str, str]],
+        token: Token | None,
+        now: float,
+    ) -> web.Response:
         route, match = found
         ctx = Ctx(
             match=match,
@@ -838,27 +864,18 @@ class FakeMastodon:
             flavor=self._flavor,
             vapid_key=self._vapid_key,
             known_scopes=self._known_scopes,
-            token=token if api else None,
+            token=token,
         )
         try:
-            response = self._run_handler(route.handler, ctx, body_error, api)
+            return self._run_handler(route.handler, ctx, body_error)
         except Halt as halt:
-            response = halt.response
-        # Mastodon sets the headers in Api::BaseController; GoToSocial's limiter wraps
-        # every route.
-        rules = self._flavor.rate_limits
-        if hits and rules is not None and (api or rules.throttles == "per_ip"):
-            response.headers.update(rate_limit_headers(hits, self._reset_format))
-        if api:
-            response.headers["Vary"] = "Authorization"
-            response.headers.setdefault("Cache-Control", "private, no-store")
-        return response
+            return halt.response
 
-    def _run_handler(self, handler: Handler, ctx: Ctx, body_error: bool, api: bool) -> web.Response:
+    def _run_handler(self, handler: Handler, ctx: Ctx, body_error: bool) -> web.Response:
         if body_error:
             return json_response(400, {"error": "Bad Request"})
         user_id = ctx.user_id
-        if api and user_id is not None and ctx.state.accounts[user_id].suspended:
+        if user_id is not None and ctx.state.accounts[user_id].suspended:
             # Api::BaseController#require_not_suspended! runs before every API action.
             raise Halt(json_response(403, {"error": "Your login is currently disabled"}))
         return handler(ctx)
