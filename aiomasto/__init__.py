@@ -55,11 +55,13 @@ from .errors import (
     UserTokenRequired,
 )
 from .pagination import Page, Paginator, parse_links
+from .policies import NO_RETRY, RateLimitPolicy, Retry, Retrying, Waiting
 from .ratelimit import RateLimit
 from .session import Session
 from .stores import Credentials, JsonFileTokenStore, MemoryTokenStore, StoreKey, TokenStore
 
 __all__ = [
+    "NO_RETRY",
     "OOB_REDIRECT_URI",
     "Account",
     "AccountRole",
@@ -87,9 +89,12 @@ __all__ = [
     "PaginationError",
     "Paginator",
     "RateLimit",
+    "RateLimitPolicy",
     "RateLimited",
     "Relationship",
     "RequestTimeout",
+    "Retry",
+    "Retrying",
     "Role",
     "ServerError",
     "Session",
@@ -102,6 +107,7 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "UserTokenRequired",
+    "Waiting",
     "__version__",
     "parse_links",
 ]

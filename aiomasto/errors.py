@@ -71,10 +71,19 @@ class MastodonError(Exception):
     """The root of every exception aiomasto raises.
 
     ``cursor`` is set when the error interrupted a pagination walk: the cursor of the page that
-    failed, to hand to ``Paginator.resume`` once the cause is dealt with.
+    failed, to hand to ``Paginator.resume`` once the cause is dealt with. ``attempts`` says how
+    many times the failing request was sent.
     """
 
     cursor: str | None = None
+    attempts: int = 1
+    """How many times the request was sent before giving up (retries included)."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.attempts > 1:
+            text = f"{text} (gave up after {self.attempts} attempts)"
+        return text
 
 
 class ConfigurationError(MastodonError, ValueError):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Self, TypeVar
 from urllib.parse import quote
@@ -15,12 +17,32 @@ from yarl import URL
 
 from ._converter import decode_json, decode_json_list
 from ._http import DEFAULT_TIMEOUT, Transport
-from ._protocol import RawResponse, error_for, is_token_rejection
+from ._limiter import Bucket, RateLimiter, request_kind
+from ._protocol import RawResponse, error_for, is_token_rejection, redact_url
 from ._version import __version__
 from .auth import App, client_credentials_form, registration_form, revoke_form
 from .entities import Account, Application, CredentialAccount, Relationship, Token
-from .errors import ConfigurationError, DecodeError, HTTPError, OAuthError, OriginError
+from .errors import (
+    ConfigurationError,
+    DecodeError,
+    HTTPError,
+    MastodonError,
+    OAuthError,
+    OriginError,
+    RateLimited,
+    TransportError,
+)
 from .pagination import Direction, Page, Paginator, parse_links, relative_cursor
+from .policies import (
+    RateLimitPolicy,
+    Retry,
+    RetryHook,
+    Retrying,
+    WaitHook,
+    Waiting,
+    WaitReason,
+)
+from .ratelimit import RateLimit
 from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
 
 __all__ = ["Session"]
@@ -29,6 +51,7 @@ log = logging.getLogger("aiomasto")
 
 T = TypeVar("T")
 
+DEFAULT_RETRY = Retry()
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
@@ -77,6 +100,14 @@ class Session:
     The Session uses its own ``aiohttp.ClientSession``, created inside the running loop, or the
     one you pass as ``http`` (which it then never closes).
 
+    Rate limits are read from every response and shared by all tasks using the Session;
+    ``rate_limit`` picks the policy (``"wait"``, ``"raise"`` or ``"pace"``, see
+    :data:`~aiomasto.policies.RateLimitPolicy`). Idempotent requests are retried on connection
+    errors, timeouts and 502/503/504 as ``retry`` says (``NO_RETRY`` to turn it off).
+    ``on_wait`` and ``on_retry`` are told before the Session sleeps for a rate limit or retries
+    (plain or async callables). ``timeout`` is the default for every request; ``clock`` and
+    ``sleep`` can be replaced in tests.
+
     Example::
 
         app = App(name="Relationship Mapper", scopes="read")
@@ -97,6 +128,12 @@ class Session:
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
+        rate_limit: RateLimitPolicy = "wait",
+        retry: Retry = DEFAULT_RETRY,
+        on_wait: WaitHook | None = None,
+        on_retry: RetryHook | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.instance: URL = normalise_instance(instance, allow_insecure_http=allow_insecure_http)
         self._app = app
@@ -107,6 +144,17 @@ class Session:
         self._application: Application | None = None
         self._loaded = access_token is not None or app is None
         self._auth_lock = asyncio.Lock()
+        if rate_limit not in ("wait", "raise", "pace"):
+            raise ConfigurationError(
+                f"rate_limit must be 'wait', 'raise' or 'pace', not {rate_limit!r}"
+            )
+        self._limiter = RateLimiter(rate_limit, clock)
+        self._retry = retry
+        self._on_wait = on_wait
+        self._on_retry = on_retry
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random()
         self._transport = Transport(
             http=http,
             timeout=timeout,
@@ -136,6 +184,11 @@ class Session:
     def application(self) -> Application | None:
         """The registered application (with its client credentials) once known, else ``None``."""
         return self._application
+
+    @property
+    def ratelimit(self) -> RateLimit | None:
+        """The rate-limit window the server reported last, if it reports any."""
+        return self._limiter.latest
 
     @property
     def token(self) -> Token | None:
@@ -202,6 +255,7 @@ class Session:
             "POST",
             "/oauth/token",
             form=client_credentials_form(app, application),
+            idempotent=True,  # the server hands back the same token (token reuse)
         )
         token = decode_json(Token, response.body, **response.context())
         log.info("obtained an app token for %r on %s", app.name, self.instance)
@@ -267,6 +321,7 @@ class Session:
             "POST",
             "/oauth/revoke",
             form=revoke_form(token.access_token, self._application),
+            idempotent=True,  # revoking twice is harmless (RFC 7009)
         )
         async with self._auth_lock:
             self._token = None
@@ -283,31 +338,51 @@ class Session:
         *,
         params: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         """Send an authenticated API request and return the raw response (status < 400).
 
         ``path`` is relative to the instance (``/api/v1/...``) or an absolute URL on the instance
         origin. Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that
-        the server rejects is renewed once and the request replayed.
+        the server rejects is renewed once and the request replayed. ``timeout`` overrides the
+        Session's for this call.
+
+        Example::
+
+            response = await masto.request("GET", "/api/v1/instance/peers")
         """
         url = self._url(path, params)
         token = await self.authenticate()
         try:
-            return await self._send(method, url, form=form, token=token)
+            return await self._send(method, url, form=form, token=token, timeout=timeout)
         except HTTPError as exc:
             if token is None or self._user_token or not is_token_rejection(exc):
                 raise
             await self._renew_app_token(token)
-        return await self._send(method, url, form=form, token=self._token)
+        return await self._send(method, url, form=form, token=self._token, timeout=timeout)
 
-    async def get_json(self, cls: type[T], path: str, **params: str) -> T:
+    async def get_json(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        **params: str,
+    ) -> T:
         """GET ``path`` and decode the JSON object into ``cls``."""
-        response = await self.request("GET", path, params=params or None)
+        response = await self.request("GET", path, params=params or None, timeout=timeout)
         return decode_json(cls, response.body, **response.context())
 
-    async def get_page(self, cls: type[T], path: str, **params: str) -> Page[T]:
+    async def get_page(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+        **params: str,
+    ) -> Page[T]:
         """GET one page of a Link-paginated endpoint; ``path`` may be a cursor."""
-        response = await self.request("GET", path, params=params or None)
+        response = await self.request("GET", path, params=params or None, timeout=timeout)
         items = decode_json_list(cls, response.body, **response.context())
         links = parse_links(response.headers.get("Link", ""))
         return Page(
@@ -485,28 +560,124 @@ class Session:
         *,
         form: Mapping[str, str] | None = None,
         token: Token | None = None,
+        idempotent: bool | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
-        """Send one request, following same-origin redirects; raise on an error status.
+        """Send one request under the rate limit, with retries; raise on an error status.
 
         The bearer ``token`` is attached when given; OAuth requests authenticate in the body.
+        ``idempotent`` defaults to true for GET: only idempotent requests are retried. A 429
+        means the request was not carried out, so any request may wait and go again.
         """
         url = target if isinstance(target, URL) else self._url(target)
+        retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
+        kind = request_kind(method, url)
+        owner = token.access_token if token else ""
+        bucket = None if kind is None else self._limiter.bucket(owner, kind)
+        attempt = 0
+        backed_off = 0.0
+        while True:
+            attempt += 1
+            if bucket is not None:
+                await self._take_budget(bucket, method, url)
+            try:
+                response = await self._exchange(
+                    method, url, form=form, token=token, timeout=timeout
+                )
+            except TransportError as exc:
+                if bucket is not None:
+                    self._limiter.release(bucket)
+                failure: MastodonError = exc
+            else:
+                if bucket is not None:
+                    self._limiter.observe(bucket, response.headers, response.status)
+                if response.status < 400:
+                    return response
+                failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
+                if isinstance(failure, RateLimited) and self._limiter.policy != "raise":
+                    delay = failure.retry_after
+                    if delay is None:  # no hint at all (Akkoma): back off as for a failure
+                        delay = max(1.0, self._retry.delay(attempt, self._rng))
+                    await self._pause("rate_limited", delay, method, url)
+                    continue
+                if response.status not in self._retry.statuses:
+                    failure.attempts = attempt
+                    raise failure
+            delay = self._retry.delay(attempt, self._rng)
+            out_of_budget = backed_off + delay > self._retry.budget
+            if not retryable or attempt >= self._retry.attempts or out_of_budget:
+                failure.attempts = attempt
+                raise failure
+            backed_off += delay
+            await self._before_retry(attempt, delay, method, url, failure)
+            await self._sleep(delay)
+
+    async def _before_retry(
+        self, attempt: int, delay: float, method: str, url: URL, failure: MastodonError
+    ) -> None:
+        shown, what = redact_url(url), _brief(failure)
+        log.debug("%s %s failed (%s); retry %d in %.2f s", method, shown, what, attempt, delay)
+        if self._on_retry is not None:
+            event = Retrying(attempt=attempt, seconds=delay, method=method, url=shown, error=what)
+            await _call(self._on_retry(event))
+
+    async def _take_budget(self, bucket: Bucket, method: str, url: URL) -> None:
+        while True:
+            delay, reason = self._limiter.reserve(bucket)
+            if delay is None:
+                await bucket.heard.wait()  # the request that probes the budget answers first
+                continue
+            if reason is not None and delay > 0:
+                await self._pause(reason, delay, method, url)
+            if reason != "budget_spent":
+                return
+
+    async def _pause(self, reason: WaitReason, seconds: float, method: str, url: URL) -> None:
+        shown = redact_url(url)
+        if seconds >= 1.0:
+            log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
+            if self._on_wait is not None:
+                event = Waiting(reason=reason, seconds=seconds, method=method, url=shown)
+                await _call(self._on_wait(event))
+        await self._sleep(seconds)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: URL,
+        *,
+        form: Mapping[str, str] | None,
+        token: Token | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> RawResponse:
+        """One request and its same-origin redirects; the final response, whatever its status."""
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.access_token}"
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._transport.send(method, url, headers=headers, form=form)
+            response = await self._transport.send(
+                method, url, headers=headers, form=form, request_timeout=timeout
+            )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
-                break
+                return response
             url = url.join(URL(location, encoded=True))
             # The token goes to the instance origin only, wherever a redirect points.
             self._check_origin(url)
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, form = "GET", None
-        if response.status >= 400 or response.status in _REDIRECTS:
-            raise error_for(response, oauth=url.path.startswith("/oauth/"))
         return response
+
+
+async def _call(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
+
+
+def _brief(error: MastodonError) -> str:
+    if isinstance(error, HTTPError):
+        return f"{error.status} {error.error or type(error).__name__}"
+    return type(error).__name__
 
 
 def _path_segment(value: str) -> str:

@@ -97,7 +97,7 @@ async def test_resume_after_a_failure_in_a_fresh_session(server: FakeMastodon) -
             async for account in pager:
                 got.append(account.id)
                 if len(got) == 5 * 80:  # the last item of page 5: page 6 is about to fail
-                    server.inject(followers_path(star), Fault.html(502))
+                    server.inject(followers_path(star), Fault.json(500, {"error": "boom"}))
     saved = info.value.cursor
     assert saved is not None
     assert saved == pager.cursor

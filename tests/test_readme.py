@@ -50,7 +50,7 @@ async def test_the_crawler_example_resumes_after_a_failure(tmp_path: Path) -> No
     def work(acct: str) -> None:
         handled.append(acct)
         if len(handled) == 100:  # page 2 of 3 fails next
-            server.inject(f"/api/v1/accounts/{star}/followers", Fault.html(502))
+            server.inject(f"/api/v1/accounts/{star}/followers", Fault.json(500, {"error": "x"}))
 
     async with server.run() as url:
         source = (

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 import aiomasto
-from aiomasto import App, JsonFileTokenStore, MemoryTokenStore, Session, StoreKey
+from aiomasto import NO_RETRY, App, JsonFileTokenStore, MemoryTokenStore, Session, StoreKey
 from aiomasto.testing import FakeMastodon, Fault
 
 APP = App(name="Relationship Mapper", scopes="read", website="https://mapper.example")
@@ -289,7 +289,7 @@ async def test_registration_throttle_is_rate_limited() -> None:
     async with server.run() as base:
         async with Session(base, app=App(name="one")) as masto:
             await masto.authenticate()
-        async with Session(base, app=App(name="two")) as masto:
+        async with Session(base, app=App(name="two"), rate_limit="raise") as masto:
             with pytest.raises(aiomasto.RateLimited) as info:
                 await masto.authenticate()
     assert info.value.retry_after is not None
@@ -301,7 +301,7 @@ async def test_registration_throttle_is_rate_limited() -> None:
 
 async def test_html_502_from_a_proxy(server: FakeMastodon) -> None:
     server.inject("/api/v1/apps/verify_credentials", Fault.html(502))
-    async with Session(url(server), app=APP) as masto:
+    async with Session(url(server), app=APP, retry=NO_RETRY) as masto:
         with pytest.raises(aiomasto.ServerError) as info:
             await masto.verify_app()
     assert info.value.status == 502
@@ -312,7 +312,7 @@ async def test_html_502_from_a_proxy(server: FakeMastodon) -> None:
 
 async def test_empty_503(server: FakeMastodon) -> None:
     server.inject("/api/v1/apps/verify_credentials", Fault.empty(503))
-    async with Session(url(server), app=APP) as masto:
+    async with Session(url(server), app=APP, retry=NO_RETRY) as masto:
         with pytest.raises(aiomasto.ServerError) as info:
             await masto.verify_app()
     assert info.value.status == 503
@@ -467,7 +467,7 @@ async def test_no_secret_in_reprs_exceptions_or_debug_logs(
     store = JsonFileTokenStore(tmp_path / "c.json")
     texts: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        async with Session(url(server), app=APP, store=store) as masto:
+        async with Session(url(server), app=APP, store=store, retry=NO_RETRY) as masto:
             await masto.verify_app()
             first = masto.token
             assert first is not None
