@@ -71,6 +71,7 @@ class Bucket:
         self.reset_at: float | None = None  # local clock
         self.headerless = False  # the server sends no rate-limit headers: nothing to pace
         self.period: float | None = None  # learned from two consecutive windows
+        self.last_reset: float | None = None
         self.next_slot = 0.0
         self.probing = False
         self.heard = asyncio.Event()
@@ -99,8 +100,9 @@ class Bucket:
             # Requests sent after this one was counted are not in the server's number yet.
             self.remaining = min(self.remaining, report.remaining)
         else:
-            if reset is not None and self.reset_at is not None and reset > self.reset_at:
-                self.period = reset - self.reset_at
+            previous = self.reset_at if self.reset_at is not None else self.last_reset
+            if reset is not None and previous is not None and reset - previous >= 1.0:
+                self.period = reset - previous
             self.remaining = report.remaining
             self.reset_at = reset
         if status == 429:
@@ -113,6 +115,7 @@ class Bucket:
         the next response corrects both numbers.
         """
         if self.reset_at is not None and now >= self.reset_at + _RESET_MARGIN:
+            self.last_reset = self.reset_at
             self.remaining = self.limit
             if self.period is None:
                 self.reset_at = None

@@ -1,0 +1,215 @@
+"""The client-side rate-limit bookkeeping and the retry schedule, with an injected clock."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import pytest
+from yarl import URL
+
+from aiomasto import Retry
+from aiomasto._limiter import RateLimiter, request_kind, server_skew
+from aiomasto.policies import RateLimitPolicy
+
+T0 = 1_786_000_000.0
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def headers(limit: int, remaining: int, reset: float, **extra: str) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": iso(reset),
+        **extra,
+    }
+
+
+def limiter(policy: RateLimitPolicy = "wait") -> tuple[RateLimiter, Clock]:
+    clock = Clock()
+    return RateLimiter(policy, clock), clock
+
+
+def test_until_the_server_speaks_one_request_probes_and_the_rest_wait() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    assert rl.reserve(bucket) == (0.0, None)  # the probe goes
+    assert rl.reserve(bucket) == (None, None)  # everyone else waits for its answer
+    rl.observe(bucket, headers(300, 299, T0 + 100), 200)
+    assert bucket.heard.is_set()
+    assert rl.reserve(bucket) == (0.0, None)
+    assert bucket.remaining == 298
+
+
+def test_a_server_without_headers_is_never_held_back() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, {}, 200)
+    assert all(rl.reserve(bucket) == (0.0, None) for _ in range(1000))
+
+
+def test_a_transport_failure_lets_the_next_request_probe() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.release(bucket)
+    assert rl.reserve(bucket) == (0.0, None)
+
+
+def test_wait_holds_back_once_the_budget_is_spent_until_the_reset() -> None:
+    rl, clock = limiter("wait")
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(3, 2, T0 + 10), 200)
+    assert rl.reserve(bucket) == (0.0, None)
+    assert rl.reserve(bucket) == (0.0, None)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "budget_spent"
+    assert delay == pytest.approx(10.05)
+    clock.now = T0 + 10.1
+    assert rl.reserve(bucket) == (0.0, None)  # a fresh window, assumed full
+    assert bucket.remaining == 2
+
+
+def test_reports_in_the_same_window_never_raise_the_estimate() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(300, 200, T0 + 50), 200)
+    for _ in range(10):
+        rl.reserve(bucket)
+    # a slow response counted before the ten above reports more than is really left
+    rl.observe(bucket, headers(300, 199, T0 + 50.3), 200)
+    assert bucket.remaining == 190
+    # the next window's first report is taken as it is
+    rl.observe(bucket, headers(300, 299, T0 + 350), 200)
+    assert bucket.remaining == 299
+    assert bucket.period == pytest.approx(300.0)
+
+
+def test_a_429_empties_the_bucket() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(300, 0, T0 + 20), 429)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "budget_spent"
+    assert delay == pytest.approx(20.05)
+
+
+def test_pace_spreads_the_remaining_budget_over_the_window() -> None:
+    rl, clock = limiter("pace")
+    bucket = rl.bucket("tok", "paging")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(30, 10, T0 + 10), 200)
+    slots = []
+    for _ in range(10):
+        delay, _ = rl.reserve(bucket)
+        assert delay is not None
+        slots.append(delay)
+    assert slots[0] == 0.0
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert all(g == pytest.approx(1.0) for g in gaps)
+    assert slots[-1] < 10.0  # the whole budget is used before the reset
+    delay, reason = rl.reserve(bucket)
+    assert reason == "budget_spent"
+    clock.now = T0 + 10.1
+    assert rl.reserve(bucket) == (0.0, None)  # a fresh window, assumed full
+    assert bucket.remaining == 29
+
+
+def test_pace_predicts_the_next_window_once_it_knows_the_window_length() -> None:
+    rl, clock = limiter("pace")
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(4, 3, T0 + 10), 200)
+    clock.now = T0 + 10.1
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(4, 3, T0 + 20), 200)  # windows are 10 s long
+    for _ in range(3):
+        rl.reserve(bucket)
+    clock.now = T0 + 20.1
+    first, reason = rl.reserve(bucket)
+    second, _ = rl.reserve(bucket)
+    assert first == 0.0
+    assert reason == "pacing"
+    assert second == pytest.approx((T0 + 30 - clock.now) / 4)  # four requests in 9.9 s
+
+
+def test_raise_never_holds_anything_back() -> None:
+    rl, _ = limiter("raise")
+    bucket = rl.bucket("tok", "api")
+    rl.observe(bucket, headers(3, 0, T0 + 10), 429)
+    assert rl.reserve(bucket) == (0.0, None)
+
+
+def test_a_skewed_server_clock_is_corrected_with_the_date_header() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    ahead = T0 + 3600  # the server's clock is an hour fast
+    date = format_datetime(datetime.fromtimestamp(ahead, UTC), usegmt=True)
+    rl.observe(bucket, headers(2, 0, ahead + 30, Date=date), 200)
+    delay, _ = rl.reserve(bucket)
+    assert delay == pytest.approx(30.05)
+    assert server_skew({"Date": date}, clock.now) == pytest.approx(3600)
+    assert server_skew({"Date": "garbage"}, clock.now) == 0.0
+    small = format_datetime(datetime.fromtimestamp(T0 + 1, UTC), usegmt=True)
+    assert server_skew({"Date": small}, clock.now) == 0.0
+
+
+def test_epoch_second_resets_are_understood() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(
+        bucket,
+        {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1786000042"},
+        200,
+    )
+    delay, _ = rl.reserve(bucket)
+    assert delay == pytest.approx(1786000042 - T0 + 0.05)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kind"),
+    [
+        ("GET", "https://m.example/api/v1/accounts/1/followers", "api"),
+        ("GET", "https://m.example/api/v1/accounts/1/followers?max_id=5", "paging"),
+        ("GET", "https://m.example/api/v1/timelines/home?since_id=5", "paging"),
+        ("POST", "https://m.example/api/v1/apps", "registration"),
+        ("GET", "https://m.example/api/v1/apps/verify_credentials", "api"),
+        ("POST", "https://m.example/oauth/token", None),
+        ("POST", "https://m.example/oauth/revoke", None),
+    ],
+)
+def test_request_kinds(method: str, url: str, kind: str | None) -> None:
+    assert request_kind(method, URL(url)) == kind
+
+
+def test_retry_backoff_is_capped_and_jittered() -> None:
+    retry = Retry(backoff=0.5, max_backoff=4.0)
+    rng = random.Random(7)
+    for n, cap in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
+        delays = [retry.delay(n, rng) for _ in range(200)]
+        assert all(cap * 0.5 <= d <= cap for d in delays)
+        assert max(delays) - min(delays) > cap * 0.3  # actually jittered
+
+
+@pytest.mark.parametrize("kwargs", [{"attempts": 0}, {"backoff": -1.0}, {"budget": -5.0}])
+def test_retry_settings_are_checked(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        Retry(**kwargs)  # type: ignore[arg-type]
