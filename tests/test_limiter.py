@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -121,7 +122,7 @@ def test_pace_spreads_the_remaining_budget_over_the_window() -> None:
         assert delay is not None
         slots.append(delay)
     assert slots[0] == 0.0
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert all(g == pytest.approx(1.0) for g in gaps)
     assert slots[-1] < 10.0  # the whole budget is used before the reset
     delay, reason = rl.reserve(bucket)
