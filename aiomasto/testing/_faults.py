@@ -62,9 +62,11 @@ _RESET_BODY = json.dumps(
 class Fault:
     """A misbehaviour served instead of (or before) the real answer, as if by a proxy.
 
-    Faults bypass everything else: no rate-limit accounting, no ``X-Request-Id``,
-    no Mastodon headers. Only ``headers`` (and ``Content-Type`` when given) are sent.
-    ``kind`` names the fault in :attr:`FakeMastodon.faults_injected`.
+    A fault that answers bypasses everything else: no rate-limit accounting, no
+    ``X-Request-Id``, no Mastodon headers. Only ``headers`` (and ``Content-Type`` when
+    given) are sent, plus the window's ``X-RateLimit-*`` for :meth:`rate_limited`.
+    :meth:`slow` without ``then`` only delays the normal answer. ``kind`` names the fault
+    in :attr:`FakeMastodon.faults_injected`.
 
     Example::
 

@@ -154,7 +154,7 @@ class Edges:
         return len(self.follow_ids)
 
 
-# Shared stand-in for accounts without follows; never mutated.
+# Shared stand-in for accounts without follows; it never gets any.
 _NO_EDGES = Edges()
 # Follow ids advance by irregular (but reproducible) steps, so they look nothing like counters.
 _FOLLOW_STEPS = tuple(random.Random(7_000_000).randint(1, 47) for _ in range(101))
