@@ -159,6 +159,17 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     return conv
 
 
+def _pick_json_loads() -> Callable[[bytes], Any]:
+    """orjson when the ``speedups`` extra is installed (about 3x faster), else the stdlib."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
+_json_loads = _pick_json_loads()
+
 converter = _make_converter(detailed=False)
 """The converter for entities and stored records (unstructure with it too)."""
 
@@ -240,7 +251,7 @@ def decode_list(cls: type[T], data: Any, **context: Any) -> list[T]:
 def loads(body: bytes, entity: str, **context: Any) -> Any:
     """Parse a JSON body; malformed, truncated or non-UTF-8 bodies raise :class:`DecodeError`."""
     try:
-        return json.loads(body)
+        return _json_loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         excerpt = body[:120].decode("utf-8", "replace")
         reason = "empty body" if not body.strip() else f"invalid or truncated JSON ({exc})"

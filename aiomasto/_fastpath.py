@@ -11,6 +11,7 @@ explaining it; the caller then asks the detailed cattrs converter which field fa
 
 from __future__ import annotations
 
+import inspect
 import typing
 from collections.abc import Callable
 from datetime import date, datetime
@@ -38,7 +39,11 @@ def make_structure_functions(
     fails (to convert or to raise). Types the
     generator does not know are handed to ``fallback`` (the converter's ``structure``).
     """
-    namespace: dict[str, Any] = {"_MISSING": _MISSING, "_fallback": fallback}
+    namespace: dict[str, Any] = {
+        "_MISSING": _MISSING,
+        "_fallback": fallback,
+        "_new": object.__new__,
+    }
     for kind, hook in scalars.items():
         namespace[f"_slow_{kind.__name__}"] = hook
     names = {cls: f"_s_{cls.__name__}" for cls in classes}
@@ -61,9 +66,9 @@ _MISSING = _Missing()
 
 def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any]) -> str:
     hints = typing.get_type_hints(cls)
-    namespace[f"_cls_{cls.__name__}"] = cls
+    prefix = cls.__name__
+    namespace[f"_cls_{prefix}"] = cls
     lines = [f"def {names[cls]}(o, _=None):", "    get = o.get"]
-    arguments = []
     for attribute in attrs.fields(cls):
         name = attribute.name
         key = attribute.alias or name
@@ -71,14 +76,43 @@ def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any
         if attribute.default is attrs.NOTHING:
             lines.append(f"    v = o[{key!r}]")
             lines.append(f"    a_{name} = {expression}")
+        elif _passes_own_check(attribute.default, hints[name]):
+            # The default survives the type check, so absence needs no branch of its own.
+            default = f"_default_{prefix}_{name}"
+            namespace[default] = attribute.default
+            lines.append(f"    v = get({key!r}, {default})")
+            lines.append(f"    a_{name} = {expression}")
         else:
-            default = f"_default_{cls.__name__}_{name}"
+            default = f"_default_{prefix}_{name}"
             namespace[default] = attribute.default
             lines.append(f"    v = get({key!r}, _MISSING)")
             lines.append(f"    a_{name} = {default} if v is _MISSING else {expression}")
-        arguments.append(f"{key}=a_{name}")
-    lines.append(f"    return _cls_{cls.__name__}({', '.join(arguments)})")
+    # Fill the slots directly: attrs' frozen __init__ goes through object.__setattr__ once per
+    # field, which costs half of the structuring. The entities have no validators, converters
+    # or post-init hooks that this would skip (checked in _check_plain).
+    _check_plain(cls)
+    lines.append(f"    self = _new(_cls_{prefix})")
+    for attribute in attrs.fields(cls):
+        setter = f"_set_{prefix}_{attribute.name}"
+        namespace[setter] = inspect.getattr_static(cls, attribute.name).__set__
+        lines.append(f"    {setter}(self, a_{attribute.name})")
+    lines.append("    return self")
     return "\n".join(lines) + "\n"
+
+
+def _check_plain(cls: type) -> None:
+    if not getattr(cls, "__slots__", None) or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} must be a slotted attrs class without post-init")
+    for attribute in attrs.fields(cls):
+        if attribute.validator is not None or attribute.converter is not None:
+            raise TypeError(f"{cls.__name__}.{attribute.name} has a validator or converter")
+
+
+def _passes_own_check(default: Any, kind: Any) -> bool:
+    if default is None:
+        return NoneType in typing.get_args(kind)
+    inner = [arg for arg in typing.get_args(kind) if arg is not NoneType] or [kind]
+    return type(default) in (str, int, bool) and type(default) is inner[0]
 
 
 def _expression(kind: Any, var: str, names: dict[type, str], namespace: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import aiomasto
+from aiomasto import _converter
 from aiomasto._converter import (
     _detailed,
     converter,
@@ -371,6 +372,25 @@ def test_wrong_shapes_name_the_field(mutate: Any, field: str, reason: str) -> No
     assert "https://m.example/api/v1/x" in str(exc)
 
 
+@pytest.fixture(params=["stdlib", "orjson"])
+def json_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the stdlib decoder and with orjson (the ``speedups`` extra)."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(_converter, "_json_loads", json.loads)
+    else:
+        orjson = pytest.importorskip("orjson")
+        monkeypatch.setattr(_converter, "_json_loads", orjson.loads)
+    return str(request.param)
+
+
+def test_both_json_decoders_give_the_same_entities(json_loader: str) -> None:
+    body = json.dumps([LOCAL_ACCOUNT, SUSPENDED]).encode()
+    assert decode_json_list(Account, body) == [
+        decode(Account, LOCAL_ACCOUNT),
+        decode(Account, SUSPENDED),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
@@ -381,7 +401,7 @@ def test_wrong_shapes_name_the_field(mutate: Any, field: str, reason: str) -> No
         (b'{"id": "1"}', "expected a JSON array, got an object"),
     ],
 )
-def test_unparseable_bodies(body: bytes, reason: str) -> None:
+def test_unparseable_bodies(body: bytes, reason: str, json_loader: str) -> None:
     with pytest.raises(aiomasto.DecodeError) as info:
         decode_json_list(Account, body)
     assert reason in str(info.value)
