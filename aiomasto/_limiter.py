@@ -15,15 +15,24 @@ goes at a time, so fifty tasks starting together cannot burst past a budget nobo
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from attrs import evolve
 from yarl import URL
 
 from .policies import RateLimitPolicy, WaitReason
 from .ratelimit import RateLimit
 
 __all__ = ["Bucket", "RateLimiter", "request_kind"]
+
+# Mastodon writes the reset as the request time plus the rest of the window, so its fraction
+# is the request's microseconds (mastodon-api.md §8.2); its windows are whole seconds aligned
+# to the epoch, so the true reset is the whole second. GoToSocial writes milliseconds.
+_MASTODON_RESET = re.compile(r"\.\d{6}Z$")
 
 # A window is taken to have reset this long after its reported reset: a request sent at the
 # very instant could still be counted in the old window.
@@ -73,40 +82,52 @@ class Bucket:
         self.period: float | None = None  # learned from two consecutive windows
         self.last_reset: float | None = None
         self.next_slot = 0.0
-        self.probing = False
-        self.heard = asyncio.Event()
+        self.blocked_until = 0.0  # the server said not to come back before this
+        self.in_flight = 0  # requests sent and not answered yet
+        self.heard = asyncio.Event()  # set (and replaced) whenever one of them is answered
+
+    def answered(self) -> None:
+        """One request in flight got its answer: wake everyone waiting for news."""
+        self.in_flight = max(0, self.in_flight - 1)
+        heard, self.heard = self.heard, asyncio.Event()
+        heard.set()
 
     @property
     def known(self) -> bool:
         return self.headerless or self.limit is not None
 
-    def observe(self, report: RateLimit | None, *, status: int, now: float, skew: float) -> None:
+    def observe(self, report: RateLimit | None, *, status: int, skew: float) -> None:
         """Fold in what a response said about the window."""
-        self.probing = False
-        self.heard.set()
+        self.answered()
         if report is None:
-            if self.limit is None and status != 429:
+            # A proxy's error page carries no headers; only a real answer without them says
+            # that the server does not limit (Akkoma).
+            if self.limit is None and status < 400:
                 self.headerless = True
-            if status == 429:
-                self.remaining = 0
             return
         self.headerless = False
         self.limit = report.limit
-        reset = report.reset.timestamp() - skew if report.reset else None
-        same_window = (
-            reset is not None and self.reset_at is not None and abs(reset - self.reset_at) < 1.0
-        )
-        if same_window and self.remaining is not None:
-            # Requests sent after this one was counted are not in the server's number yet.
-            self.remaining = min(self.remaining, report.remaining)
-        else:
-            previous = self.reset_at if self.reset_at is not None else self.last_reset
-            if reset is not None and previous is not None and reset - previous >= 1.0:
-                self.period = reset - previous
+        if report.reset is None:
+            self.remaining = _least(self.remaining, report.remaining)
+            return
+        reset = report.reset.timestamp() - skew
+        if self.last_reset is not None and reset < self.last_reset + 0.5:
+            return  # counted in a window that has ended since: it says nothing of this one
+        if self.reset_at is not None and reset > self.reset_at + 1.0:
+            # The window ended before this Session noticed; the server's number is the truth.
+            self.last_reset = self.reset_at
             self.remaining = report.remaining
-            self.reset_at = reset
-        if status == 429:
-            self.remaining = 0
+        elif self.reset_at is None and self.last_reset is None:
+            self.remaining = report.remaining  # the first word from the server
+        else:
+            # The current window: requests sent after this one was counted are not in the
+            # server's number yet, so the lower of the two estimates holds.
+            self.remaining = _least(self.remaining, report.remaining)
+        if self.last_reset is not None and reset - self.last_reset >= 1.0:
+            # Idle windows make the gap a multiple of the period: keep the shortest seen.
+            gap = reset - self.last_reset
+            self.period = gap if self.period is None else min(self.period, gap)
+        self.reset_at = reset
 
     def roll_over(self, now: float) -> None:
         """Start a fresh window, assumed full, once the old one has reset.
@@ -145,27 +166,35 @@ class RateLimiter:
         return self.buckets[key]
 
     def reserve(self, bucket: Bucket) -> tuple[float | None, WaitReason | None]:
-        """Take a request from the budget, or say how long to wait first and why."""
+        """Take a request from the budget, or say how long to wait first and why.
+
+        ``(0.0, None)``: go now. ``(seconds, "pacing")``: go after that long, the slot is
+        taken. ``(seconds, reason)``: wait that long, then ask again. ``(None, None)``: wait
+        for the next answer in this bucket (``bucket.heard``), then ask again.
+        """
+        delay, reason = self._decide(bucket)
+        if delay is not None and reason in (None, "pacing"):
+            bucket.in_flight += 1
+        return delay, reason
+
+    def _decide(self, bucket: Bucket) -> tuple[float | None, WaitReason | None]:
         if self.policy == "raise":
             return 0.0, None
         now = self.clock()
+        if now < bucket.blocked_until:
+            return bucket.blocked_until - now, "rate_limited"
         bucket.roll_over(now)
         if not bucket.known:
-            if bucket.probing:
-                return None, None
-            bucket.probing = True
-            return 0.0, None
+            # Nobody knows the budget yet: one request at a time until the server tells.
+            return (None, None) if bucket.in_flight else (0.0, None)
         if bucket.headerless or bucket.remaining is None:
             return 0.0, None
         if bucket.remaining <= 0:
-            if bucket.reset_at is None:
-                # Spent, with no idea when it resets: let one request find out.
-                if bucket.probing:
-                    return None, None
-                bucket.probing = True
-                bucket.heard.clear()
-                return 0.0, None
-            return max(0.0, bucket.reset_at + _RESET_MARGIN - now), "budget_spent"
+            if bucket.reset_at is not None:
+                return max(0.0, bucket.reset_at + _RESET_MARGIN - now), "budget_spent"
+            # Spent, with no idea yet when this window resets: the answers to the requests
+            # on their way will say; with none on its way, one request finds out.
+            return (None, None) if bucket.in_flight else (0.0, None)
         bucket.remaining -= 1
         if self.policy != "pace" or bucket.reset_at is None:
             return 0.0, None
@@ -176,15 +205,46 @@ class RateLimiter:
         return slot - now, "pacing"
 
     def observe(self, bucket: Bucket, headers: Mapping[str, str], status: int) -> None:
+        """Fold a response's headers into its bucket."""
         now = self.clock()
         report = RateLimit.from_headers(headers)
         if report is not None:
             self.latest = report
-        bucket.observe(report, status=status, now=now, skew=server_skew(headers, now))
+            report = _true_reset(report, headers.get("X-RateLimit-Reset", ""))
+        if status == 429 and "Retry-After" in headers:
+            # An overloaded server's own word on when to come back (GoToSocial) wins over its
+            # window numbers: rate_limited() holds the bucket for that long.
+            bucket.answered()
+            return
+        bucket.observe(report, status=status, skew=server_skew(headers, now))
+
+    def rate_limited(self, bucket: Bucket, *, retry_after: float | None, fallback: float) -> None:
+        """After a 429, hold every request of the bucket until the server allows again.
+
+        That is ``retry_after`` seconds when the server sent ``Retry-After``, else the window's
+        reset when it is known (the window is spent), else ``fallback`` seconds.
+        """
+        now = self.clock()
+        if retry_after is not None:
+            until = now + retry_after
+        elif bucket.reset_at is not None:
+            bucket.remaining = 0
+            until = bucket.reset_at + _RESET_MARGIN
+        else:
+            until = now + fallback
+        bucket.blocked_until = max(bucket.blocked_until, until)
 
     def release(self, bucket: Bucket) -> None:
-        """The request got no answer (transport error): let the next one probe."""
-        if bucket.probing:
-            bucket.probing = False
-            bucket.heard.set()
-            bucket.heard.clear()
+        """The request got no answer (transport error)."""
+        bucket.answered()
+
+
+def _true_reset(report: RateLimit, raw: str) -> RateLimit:
+    if report.reset is None or not _MASTODON_RESET.search(raw.strip()):
+        return report
+    whole = datetime.fromtimestamp(math.floor(report.reset.timestamp()), UTC)
+    return evolve(report, reset=whole)
+
+
+def _least(estimate: int | None, reported: int) -> int:
+    return reported if estimate is None else min(estimate, reported)

@@ -595,10 +595,7 @@ class Session:
                     return response
                 failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
                 if isinstance(failure, RateLimited) and self._limiter.policy != "raise":
-                    delay = failure.retry_after
-                    if delay is None:  # no hint at all (Akkoma): back off as for a failure
-                        delay = max(1.0, self._retry.delay(attempt, self._rng))
-                    await self._pause("rate_limited", delay, method, url)
+                    await self._rate_limited(bucket, failure, attempt, method, url)
                     continue
                 if response.status not in self._retry.statuses:
                     failure.attempts = attempt
@@ -612,6 +609,19 @@ class Session:
             await self._before_retry(attempt, delay, method, url, failure)
             await self._sleep(delay)
 
+    async def _rate_limited(
+        self, bucket: Bucket | None, failure: RateLimited, attempt: int, method: str, url: URL
+    ) -> None:
+        """Hold this request (and, through its bucket, every other) until the server allows."""
+        told = failure.retry_after if "Retry-After" in failure.headers else None
+        # With no hint at all (Akkoma sends no headers), back off as after a failure.
+        fallback = max(1.0, self._retry.delay(attempt, self._rng))
+        if bucket is not None:
+            self._limiter.rate_limited(bucket, retry_after=told, fallback=fallback)
+            return
+        delay = failure.retry_after if failure.retry_after is not None else fallback
+        await self._pause("rate_limited", delay, method, url)
+
     async def _before_retry(
         self, attempt: int, delay: float, method: str, url: URL, failure: MastodonError
     ) -> None:
@@ -622,14 +632,16 @@ class Session:
             await _call(self._on_retry(event))
 
     async def _take_budget(self, bucket: Bucket, method: str, url: URL) -> None:
+        """Wait until this request may go; a paced request has its slot once the wait ends."""
         while True:
             delay, reason = self._limiter.reserve(bucket)
             if delay is None:
                 await bucket.heard.wait()  # the request that probes the budget answers first
                 continue
-            if reason is not None and delay > 0:
-                await self._pause(reason, delay, method, url)
-            if reason != "budget_spent":
+            if reason is None:
+                return
+            await self._pause(reason, delay, method, url)
+            if reason == "pacing":
                 return
 
     async def _pause(self, reason: WaitReason, seconds: float, method: str, url: URL) -> None:

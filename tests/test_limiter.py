@@ -48,8 +48,10 @@ def test_until_the_server_speaks_one_request_probes_and_the_rest_wait() -> None:
     bucket = rl.bucket("tok", "api")
     assert rl.reserve(bucket) == (0.0, None)  # the probe goes
     assert rl.reserve(bucket) == (None, None)  # everyone else waits for its answer
+    news = bucket.heard
     rl.observe(bucket, headers(300, 299, T0 + 100), 200)
-    assert bucket.heard.is_set()
+    assert news.is_set()  # the waiters wake up
+    assert not bucket.heard.is_set()  # and the next wait is for the next answer
     assert rl.reserve(bucket) == (0.0, None)
     assert bucket.remaining == 298
 
@@ -68,6 +70,92 @@ def test_a_transport_failure_lets_the_next_request_probe() -> None:
     rl.reserve(bucket)
     rl.release(bucket)
     assert rl.reserve(bucket) == (0.0, None)
+
+
+def test_a_proxy_error_page_does_not_pass_for_a_server_without_limits() -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, {}, 502)
+    assert not bucket.headerless
+    assert rl.reserve(bucket) == (0.0, None)  # probes again
+    assert rl.reserve(bucket) == (None, None)
+
+
+def test_a_spent_window_with_an_unknown_reset_waits_for_the_answers_on_their_way() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(2, 1, T0 + 1), 200)
+    clock.now = T0 + 1.1  # the window rolls over; its length is not known yet
+    assert rl.reserve(bucket) == (0.0, None)
+    assert rl.reserve(bucket) == (0.0, None)
+    assert rl.reserve(bucket) == (None, None)  # two on their way: wait for their answers
+    rl.observe(bucket, headers(2, 0, T0 + 2), 200)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "budget_spent"
+    assert delay == pytest.approx(0.95)
+
+
+def test_a_report_from_a_window_that_has_ended_changes_nothing() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(10, 9, T0 + 1), 200)
+    clock.now = T0 + 1.1
+    for _ in range(5):
+        rl.reserve(bucket)
+    rl.observe(bucket, headers(10, 2, T0 + 1), 200)  # a slow answer from the old window
+    assert bucket.remaining == 5
+
+
+def test_mastodon_resets_are_taken_to_the_whole_second_others_as_sent() -> None:
+    rl, _ = limiter()
+    mastodon, gotosocial = rl.bucket("a", "api"), rl.bucket("b", "api")
+    rl.observe(mastodon, headers(5, 4, T0 + 10.734521), 200)
+    assert mastodon.reset_at == T0 + 10
+    millis = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4"}
+    millis["X-RateLimit-Reset"] = iso(T0 + 10.5)[:-4] + "Z"
+    rl.observe(gotosocial, millis, 200)
+    assert gotosocial.reset_at == pytest.approx(T0 + 10.5)
+
+
+def test_a_429_with_retry_after_blocks_for_that_long_only() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, {**headers(300, 0, T0 + 200), "Retry-After": "30"}, 429)
+    rl.rate_limited(bucket, retry_after=30, fallback=1)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "rate_limited"
+    assert delay == pytest.approx(30)
+    clock.now = T0 + 30
+    assert rl.reserve(bucket) == (0.0, None)
+
+
+def test_a_429_with_no_hint_at_all_backs_off() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, {}, 429)
+    rl.rate_limited(bucket, retry_after=None, fallback=2.5)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "rate_limited"
+    assert delay == pytest.approx(2.5)
+    clock.now = T0 + 2.6
+    assert rl.reserve(bucket) == (0.0, None)
+
+
+def test_a_429_without_retry_after_spends_the_window() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(300, 120, T0 + 200), 429)
+    rl.rate_limited(bucket, retry_after=None, fallback=1)
+    clock.now = T0 + 199
+    assert rl.reserve(bucket)[1] == "rate_limited"
+    clock.now = T0 + 200.1
+    assert rl.reserve(bucket) == (0.0, None)  # a fresh window
 
 
 def test_wait_holds_back_once_the_budget_is_spent_until_the_reset() -> None:
