@@ -29,6 +29,7 @@ from .errors import (
     MastodonError,
     OAuthError,
     OriginError,
+    PaginationError,
     RateLimited,
     TransportError,
 )
@@ -384,10 +385,17 @@ class Session:
         """GET one page of a Link-paginated endpoint; ``path`` may be a cursor."""
         response = await self.request("GET", path, params=params or None, timeout=timeout)
         items = decode_json_list(cls, response.body, **response.context())
-        links = parse_links(response.headers.get("Link", ""))
+        cursor = relative_cursor(response.url)
+        header = response.headers.get("Link", "").strip()
+        links = parse_links(header)
+        if header and not links:
+            # A walk must not end quietly because its only map to the next page is unreadable.
+            raise PaginationError(
+                f"the Link header of {cursor} could not be read: {header[:120]!r}", cursor=cursor
+            )
         return Page(
             items=items,
-            cursor=relative_cursor(response.url),
+            cursor=cursor,
             next_cursor=self._cursor(links.get("next"), response.url),
             prev_cursor=self._cursor(links.get("prev"), response.url),
             ratelimit=response.ratelimit,

@@ -203,3 +203,150 @@ async def test_bad_arguments_are_refused_up_front(
     async with Session(base(server), app=APP) as masto:
         with pytest.raises(ValueError, match="must"):
             masto.followers("1", **kwargs)  # type: ignore[arg-type]
+
+
+# -- the three server styles ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flavor", "per_page", "requests"),
+    [
+        ("mastodon", 80, 126),  # next only on a full page, then an empty last page
+        ("gotosocial", 80, 126),  # links on every non-empty page, then an empty one
+        ("akkoma", 40, 251),  # at most 40 a page, links on every non-empty page
+    ],
+)
+async def test_ten_thousand_followers_on_every_server_style(
+    flavor: str, per_page: int, requests: int
+) -> None:
+    server = FakeMastodon(flavor=flavor)  # type: ignore[arg-type]
+    star = server.add_account("star")
+    expected = server.add_followers(star, 10_000)[::-1]
+    viewer = server.add_account("viewer")
+    token = server.issue_user_token(viewer)  # GoToSocial wants a user for these endpoints
+    async with server.run() as url, Session(url, access_token=token) as masto:
+        pager = masto.followers(star, limit=80)
+        pages = [page async for page in pager.pages()]
+    assert [a.id for page in pages for a in page.items] == expected
+    assert {len(page.items) for page in pages[:-1]} == {per_page}
+    assert server.count("GET", followers_path(star)) == requests
+    assert pager.cursor is None
+
+
+async def test_gotosocial_walks_backwards_with_min_id_prev_links() -> None:
+    server = FakeMastodon(flavor="gotosocial")
+    star = server.add_account("star")
+    expected = server.add_followers(star, 100)[::-1]
+    token = server.issue_user_token(server.add_account("viewer"))
+    async with server.run() as url, Session(url, access_token=token) as masto:
+        first = await masto.followers_page(star, limit=30)
+        last = await masto.followers_page(star, cursor=first.next_cursor)
+        assert last.prev_cursor is not None
+        assert "min_id=" in last.prev_cursor
+        back = masto.followers(star, limit=30, direction="prev").resume(last.prev_cursor)
+        pages = [page async for page in back.pages()]
+    assert [a.id for a in pages[0].items] == expected[:30]
+    assert pages[-1].items == []
+
+
+# -- broken Link headers ----------------------------------------------------------------------
+
+
+async def test_a_link_loop_is_a_typed_error_not_an_endless_walk(server: FakeMastodon) -> None:
+    star = server.add_account("star")
+    server.add_followers(star, 200)
+    first_page = f"{base(server)}{followers_path(star)}?limit=50"
+    server.rewrite_links(lambda link: f'<{first_page}>; rel="next"' if "max_id=" in link else link)
+    async with Session(base(server), app=APP) as masto:
+        pager = masto.followers(star, limit=50)
+        got = 0
+        with pytest.raises(aiomasto.PaginationError) as info:
+            async for _ in pager:
+                got += 1
+    assert got == 50
+    assert info.value.cursor == f"{followers_path(star)}?limit=50"
+    assert server.count("GET", followers_path(star)) == 1
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda link: link.replace('rel="next", ', 'rel="next",').replace("; rel", ";rel"),
+        lambda link: ", ".join(reversed(link.split(", "))),  # prev first
+        lambda link: link + ";",  # a trailing semicolon
+        lambda link: link.replace('"', ""),  # unquoted rel
+        lambda link: link + ', <https://help.example/api>; rel="help"',  # an unknown rel
+    ],
+)
+async def test_odd_but_readable_link_headers_walk_to_the_end(
+    server: FakeMastodon, rewrite: object
+) -> None:
+    star = server.add_account("star")
+    expected = server.add_followers(star, 170)[::-1]
+    server.rewrite_links(rewrite)  # type: ignore[arg-type]
+    async with Session(base(server), app=APP) as masto:
+        got = [a.id async for a in masto.followers(star, limit=40)]
+    assert got == expected
+
+
+async def test_relative_link_urls_are_resolved_against_the_instance(server: FakeMastodon) -> None:
+    star = server.add_account("star")
+    expected = server.add_followers(star, 90)[::-1]
+    server.rewrite_links(lambda link: link.replace(base(server), ""))
+    async with Session(base(server), app=APP) as masto:
+        got = [a.id async for a in masto.followers(star, limit=40)]
+    assert got == expected
+
+
+@pytest.mark.parametrize("garbage", ["garbage", "<", "rel=next", '; rel="next"'])
+async def test_an_unreadable_link_header_is_an_error_not_the_end(
+    server: FakeMastodon, garbage: str
+) -> None:
+    star = server.add_account("star")
+    server.add_followers(star, 100)
+    server.rewrite_links(lambda _: garbage)
+    async with Session(base(server), app=APP) as masto:
+        pager = masto.followers(star, limit=40)
+        with pytest.raises(aiomasto.PaginationError, match="could not be read") as info:
+            async for _ in pager:
+                pass
+    assert info.value.cursor == f"{followers_path(star)}?limit=40"
+
+
+async def test_a_link_to_another_origin_is_refused_and_gets_no_token(
+    server: FakeMastodon,
+) -> None:
+    star = server.add_account("star")
+    server.add_followers(star, 100)
+    elsewhere = FakeMastodon()
+    async with elsewhere.run() as other:
+        server.rewrite_links(lambda link: link.replace(base(server), other))
+        async with Session(base(server), app=APP) as masto:
+            got = 0
+            with pytest.raises(aiomasto.OriginError) as info:
+                async for _ in masto.followers(star, limit=40):
+                    got += 1
+    assert got == 0  # the page whose link is foreign is not handed out
+    assert info.value.cursor == f"{followers_path(star)}?limit=40"
+    assert elsewhere.requests == []
+
+
+async def test_a_redirect_to_another_origin_mid_walk_gets_no_token(server: FakeMastodon) -> None:
+    star = server.add_account("star")
+    server.add_followers(star, 100)
+    elsewhere = FakeMastodon()
+    async with elsewhere.run() as other, Session(base(server), app=APP) as masto:
+        pager = masto.followers(star, limit=40)
+        got = 0
+        with pytest.raises(aiomasto.OriginError):
+            async for _ in pager:
+                got += 1
+                if got == 40:
+                    location = f"{other}{followers_path(star)}?limit=40"
+                    server.inject(
+                        followers_path(star),
+                        Fault.raw(302, b"", "text/html", headers={"Location": location}),
+                    )
+    assert got == 40
+    assert not any(r.authorization for r in elsewhere.requests)
+    assert elsewhere.requests == []
