@@ -467,13 +467,14 @@ async def test_no_secret_in_reprs_exceptions_or_debug_logs(
     store = JsonFileTokenStore(tmp_path / "c.json")
     texts: list[str] = []
     with caplog.at_level(logging.DEBUG):
-        async with Session(url(server), app=APP, store=store, retry=NO_RETRY) as masto:
+        quick = aiomasto.Retry(attempts=3, backoff=0.001)
+        async with Session(url(server), app=APP, store=store, retry=quick) as masto:
             await masto.verify_app()
             first = masto.token
             assert first is not None
             server.revoke_token(first.access_token)
             await masto.followers_page(alice)  # renewal path
-            server.inject("/api/v1/apps/verify_credentials", Fault.html(502))
+            server.inject("/api/v1/apps/verify_credentials", Fault.html(502), times=3)
             try:
                 await masto.verify_app()
             except aiomasto.ServerError as exc:
@@ -492,6 +493,7 @@ async def test_no_secret_in_reprs_exceptions_or_debug_logs(
     secrets = [application.client_secret, token.access_token, first.access_token]
     texts += [record.getMessage() for record in caplog.records]
     assert len(texts) > 10
+    assert any("retry" in text for text in texts)  # the retry path was logged too
     for secret in secrets:
         assert secret
         for text in texts:
