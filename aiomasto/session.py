@@ -154,7 +154,6 @@ class Session:
         self._on_wait = on_wait
         self._on_retry = on_retry
         self._sleep = sleep
-        self._clock = clock
         self._rng = random.Random()
         self._transport = Transport(
             http=http,
