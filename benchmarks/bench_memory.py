@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiomasto import App, Session
-from benchmarks.server import pin_to_cpu, related_id, related_username
+from benchmarks.server import ServerError, pin_to_cpu, related_id, related_username, running
 
 COUNTS = (10_000, 100_000, 1_000_000)
 QUICK_COUNTS = (10_000, 100_000)
@@ -69,7 +69,7 @@ class WalkError(Exception):
 # -- the client process --------------------------------------------------------------------------
 
 
-def _process_cpu_seconds(pid: int) -> float:
+def process_cpu_seconds(pid: int) -> float:
     """User plus system CPU time of another process, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat") as stat:
         # Fields after the command name (which may contain spaces): state is the first, then
@@ -93,7 +93,7 @@ async def _walk(url: str, account: int, count: int, server_pid: int) -> Walk:
         await masto.followers_page(str(account), limit=1)
         pager = masto.followers(str(account), limit=PAGE_SIZE)
         started, cpu_started = time.perf_counter(), time.process_time()
-        server_started = _process_cpu_seconds(server_pid)
+        server_started = process_cpu_seconds(server_pid)
         async for follower in pager:
             # Newest follow first: the k-th follower (k = 0 the oldest) arrives at count-1-k.
             # Comparing with the one expected at each position, not collecting ids in a set,
@@ -113,7 +113,7 @@ async def _walk(url: str, account: int, count: int, server_pid: int) -> Walk:
                 samples.append((seen, _current_rss()))
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
-        server_cpu_seconds = _process_cpu_seconds(server_pid) - server_started
+        server_cpu_seconds = process_cpu_seconds(server_pid) - server_started
     if seen != count:
         raise WalkError(f"the walk ended after {seen} accounts, expected {count}")
     return Walk(
@@ -189,34 +189,32 @@ def _report(walks: list[Walk], server_cpus: list[int]) -> None:
         print(f"| {items:,} | {_mib(rss)} |")
 
 
-def _drive(counts: Sequence[int]) -> int:
+def measure(counts: Sequence[int]) -> tuple[list[Walk], list[int]]:
+    """Walk each count in a fresh client process; the walks and the server's CPUs.
+
+    Raises :class:`WalkError` if the server does not start or a walk fails.
+    """
     followers = ",".join(str(count) for count in counts)
-    server = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "benchmarks.server", "--port", "0", "--followers", followers],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
-        if not url:
-            print("the benchmark server did not start", file=sys.stderr)
-            return 2
-        # The server pins itself before it prints its URL.
-        server_cpus = sorted(os.sched_getaffinity(server.pid))
-        print(f"benchmark server at {url}")
-        walks: list[Walk] = []
-        for account, count in enumerate(counts, start=1):
-            print(f"streaming {count:,} followers ...", flush=True)
-            try:
-                walks.append(_run_client(url, account, count, server.pid))
-            except WalkError as exc:
-                print(f"FAILED: {exc}", file=sys.stderr)
-                return 1
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        with running("--followers", followers) as ([url], server_pid):
+            # The server pins itself before it prints its URL.
+            server_cpus = sorted(os.sched_getaffinity(server_pid))
+            print(f"benchmark server at {url}")
+            walks: list[Walk] = []
+            for account, count in enumerate(counts, start=1):
+                print(f"streaming {count:,} followers ...", flush=True)
+                walks.append(_run_client(url, account, count, server_pid))
+    except ServerError as exc:
+        raise WalkError(str(exc)) from None
+    return walks, server_cpus
+
+
+def _drive(counts: Sequence[int]) -> int:
+    try:
+        walks, server_cpus = measure(counts)
+    except WalkError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
     _report(walks, server_cpus)
     growth = (walks[-1].peak_rss_bytes - walks[0].peak_rss_bytes) / _MIB
     verdict = "OK" if growth <= MAX_GROWTH_MIB else "FAIL"

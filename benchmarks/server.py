@@ -11,13 +11,20 @@ a fraction of a millisecond. Just enough of ``POST /api/v1/apps``, ``POST /oauth
 
 Every ``/api`` response carries ``X-RateLimit-*`` headers counted in epoch-aligned fixed windows.
 Nothing is refused unless ``--limit-requests`` is given; then the request over the limit gets
-Mastodon's 429 (``{"error":"Too many requests"}``, no ``Retry-After``).
+Mastodon's 429 (``{"error":"Too many requests"}``, no ``Retry-After``). ``GET /bench/stats``
+(outside ``/api``, so never counted) tells how many requests each window served and how many
+got a 429.
 
-Usage (the first line on stdout is the base URL, with the bound port)::
+With ``--origins N`` the same server listens on N ports, N origins on loopback that a
+multi-instance crawler sees as N instances (one graph, one rate window, one CPU).
+
+Usage (the first line on stdout is the base URL, with the bound port; with ``--origins`` the N
+base URLs separated by spaces)::
 
     python -m benchmarks.server --port 0 --followers 1000000 --accounts 3
     python -m benchmarks.server --followers 10000,100000,1000000   # account i: the i-th count
     python -m benchmarks.server --followers 100000 --limit-requests 300 --limit-window 30
+    python -m benchmarks.server --followers 2000 --accounts 200 --origins 20
 """
 
 from __future__ import annotations
@@ -31,9 +38,11 @@ import os
 import re
 import secrets
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -41,12 +50,14 @@ from aiohttp import web
 
 __all__ = [
     "Graph",
+    "ServerError",
     "follow_id",
     "main",
     "make_app",
     "pin_to_cpu",
     "related_id",
     "related_username",
+    "running",
 ]
 
 DEFAULT_LIMIT = 40  # Mastodon's DEFAULT_ACCOUNTS_LIMIT
@@ -313,7 +324,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RateWindow:
-    """Rack::Attack's fixed window, aligned on the epoch, counting every ``/api`` request."""
+    """Rack::Attack's fixed window, aligned on the epoch, counting every ``/api`` request.
+
+    It also keeps the benchmark's tally: requests served per window (window ``w`` runs from
+    ``w * period`` to ``(w + 1) * period`` seconds after the epoch) and requests refused.
+    """
 
     def __init__(self, limit: int | None, period: int) -> None:
         self.enforced = limit is not None
@@ -321,6 +336,8 @@ class RateWindow:
         self.period = period
         self._window = -1
         self._count = 0
+        self.served: dict[int, int] = {}
+        self.refused = 0
 
     def hit(self) -> tuple[bool, dict[str, str]]:
         """Count a request: whether it is over the limit, and the ``X-RateLimit-*`` headers."""
@@ -339,7 +356,21 @@ class RateWindow:
             "X-RateLimit-Remaining": str(max(self.limit - self._count, 0)),
             "X-RateLimit-Reset": reset.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
-        return self.enforced and self._count > self.limit, headers
+        limited = self.enforced and self._count > self.limit
+        if limited:
+            self.refused += 1
+        else:
+            self.served[window] = self.served.get(window, 0) + 1
+        return limited, headers
+
+    def stats(self) -> dict[str, object]:
+        """The tally, as ``GET /bench/stats`` shows it."""
+        return {
+            "limit": self.limit if self.enforced else None,
+            "period": self.period,
+            "served": {str(window): count for window, count in sorted(self.served.items())},
+            "refused": self.refused,
+        }
 
 
 # -- the application -----------------------------------------------------------------------------
@@ -517,6 +548,11 @@ async def _following(request: web.Request) -> web.Response:
     return await _follow_list(request, "following")
 
 
+async def _stats(request: web.Request) -> web.Response:
+    """``GET /bench/stats``: requests served per rate window and refused with a 429."""
+    return _json(200, request.app[WINDOW].stats())
+
+
 def make_app(graph: Graph, *, limit: int | None = None, window: int = 300) -> web.Application:
     """The server for ``graph``; ``limit`` requests per ``window`` seconds are enforced if set."""
     app = web.Application(middlewares=[_rate_limit])
@@ -529,18 +565,23 @@ def make_app(graph: Graph, *, limit: int | None = None, window: int = 300) -> we
     app.router.add_get("/api/v1/apps/verify_credentials", _verify_app)
     app.router.add_get("/api/v1/accounts/{id}/followers", _followers)
     app.router.add_get("/api/v1/accounts/{id}/following", _following)
+    app.router.add_get("/bench/stats", _stats)
     return app
 
 
-async def _serve(app: web.Application, host: str, port: int) -> None:
+async def _serve(app: web.Application, host: str, ports: Sequence[int]) -> None:
     # No access log: formatting a line per request would cost more than rendering the page.
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
-        bound_host, bound_port = runner.addresses[0][:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        print(f"http://{shown}:{bound_port}", flush=True)
+        for port in ports:
+            await web.TCPSite(runner, host, port).start()
+        urls = []
+        for address in runner.addresses:
+            bound_host, bound_port = address[:2]
+            shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+            urls.append(f"http://{shown}:{bound_port}")
+        print(" ".join(urls), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -548,6 +589,30 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+class ServerError(Exception):
+    """The benchmark server process did not start."""
+
+
+@contextmanager
+def running(*options: str) -> Iterator[tuple[list[str], int]]:
+    """Run the server in its own process with these command-line options.
+
+    Yields its base URLs (one per origin) and its process id; stops it on exit.
+    """
+    command = [sys.executable, "-m", "benchmarks.server", "--port", "0", *options]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own interpreter and module
+    try:
+        assert server.stdout is not None
+        urls = server.stdout.readline().split()
+        if not urls:
+            raise ServerError(f"the benchmark server did not start ({' '.join(options)})")
+        yield urls, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -559,6 +624,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (the default)")
+    parser.add_argument(
+        "--origins",
+        type=int,
+        default=1,
+        help="listen on this many ports (from --port on, or free ones): one origin each",
+    )
     parser.add_argument(
         "--followers",
         default="1000000",
@@ -584,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--limit-window must be at least 1 second")
     if options.limit_requests is not None and options.limit_requests < 1:
         parser.error("--limit-requests must be at least 1")
+    if options.origins < 1:
+        parser.error("--origins must be at least 1")
     try:
         graph = Graph(counts)
     except ValueError as exc:
@@ -592,7 +665,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if cpu is not None:
         print(f"benchmark server pinned to CPU {cpu}", file=sys.stderr)
     app = make_app(graph, limit=options.limit_requests, window=options.limit_window)
-    asyncio.run(_serve(app, options.host, options.port))
+    first = options.port
+    ports = [first + i if first else 0 for i in range(options.origins)]
+    asyncio.run(_serve(app, options.host, ports))
 
 
 if __name__ == "__main__":
