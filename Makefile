@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The benchmarks' own environment: aiomasto plus the baselines they measure it against.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo bench bench-memory clean
+.PHONY: test check lint typecheck pytest demo bench bench-quick bench-memory clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +39,24 @@ pytest: $(VENV)/.dev-installed
 demo: $(VENV)/.installed
 	$(BIN)/python -m aiomasto demo
 
-## make bench: every benchmark scenario (see benchmarks/README.md)
-bench: bench-memory
+$(BENCH_BIN)/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt | $(BENCH_BIN)/python
+	$(BENCH_BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	touch $@
+
+## make bench: every benchmark scenario and the baselines; writes benchmarks/results.md
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python -m benchmarks.run
+
+## make bench-quick: a smoke run of every scenario (about half a minute), nothing written
+bench-quick: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python -m benchmarks.run --quick
 
 ## make bench-memory: the client's peak RSS streaming 10k, 100k and 1M followers
 bench-memory: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.bench_memory
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
