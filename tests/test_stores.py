@@ -513,3 +513,28 @@ async def test_secrets_stay_out_of_debug_logs(path: Path, caplog: pytest.LogCapt
     assert_no_secret(caplog.text)
     for record in caplog.records:
         assert_no_secret(record.getMessage())
+
+
+async def test_processes_sharing_the_file_never_lose_each_others_saves(tmp_path: Path) -> None:
+    path = tmp_path / "shared" / "credentials.json"
+    script = """
+import asyncio, sys
+from aiomasto.stores import Credentials, JsonFileTokenStore, StoreKey
+
+async def main(path: str, who: str) -> None:
+    store = JsonFileTokenStore(path)
+    for i in range(30):
+        await store.save(StoreKey(instance="https://m.example", app=f"{who}-{i}"), Credentials())
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+    workers = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(path), who)
+        for who in ("a", "b", "c")
+    ]
+    assert [await worker.wait() for worker in workers] == [0, 0, 0]
+    store = JsonFileTokenStore(path)
+    for who in ("a", "b", "c"):
+        for i in range(30):
+            key = StoreKey(instance="https://m.example", app=f"{who}-{i}")
+            assert await store.load(key) == Credentials(), key

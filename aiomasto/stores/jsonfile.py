@@ -9,8 +9,14 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from aiomasto._converter import converter, decode
 from aiomasto.errors import DecodeError, TokenStoreError
@@ -47,8 +53,8 @@ class JsonFileTokenStore:
     Missing parent directories are created with mode 0700.
 
     A file that cannot be read or understood raises :class:`~aiomasto.TokenStoreError` from
-    every method and is never overwritten. Two processes saving at the same moment do not
-    corrupt the file, but one of the two changes may be lost.
+    every method and is never overwritten. Processes sharing the file take turns through a lock
+    on its directory (POSIX only), so none loses another's change.
 
     Example::
 
@@ -90,7 +96,7 @@ class JsonFileTokenStore:
             await asyncio.to_thread(self._update, key, None)
 
     def _update(self, key: StoreKey, credentials: Credentials | None) -> None:
-        with self._thread_lock:
+        with self._thread_lock, self._other_processes_wait(create=credentials is not None):
             records = self._read()
             if credentials is not None:
                 records[key] = credentials
@@ -112,6 +118,34 @@ class JsonFileTokenStore:
             "the previous file was left untouched",
             path=str(self._path),
         )
+
+    @contextlib.contextmanager
+    def _other_processes_wait(self, *, create: bool) -> Iterator[None]:
+        """Hold an exclusive lock on the file's directory while reading, changing, replacing.
+
+        Processes sharing the file (a bot and its admin script, web workers) take turns, so
+        none loses another's change. The directory is locked, not the file, because the file
+        is replaced on every write. Where ``fcntl`` is missing (Windows) only this process's
+        tasks take turns.
+        """
+        directory = Path(os.path.realpath(self._path)).parent
+        if fcntl is None or (not create and not directory.is_dir()):
+            yield
+            return
+        try:
+            _make_private_directories(directory)
+            fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise TokenStoreError(
+                f"cannot write token store file {self._path} ({_reason(exc)}); "
+                "the previous file was left untouched",
+                path=str(self._path),
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _read(self) -> dict[StoreKey, Credentials]:
         try:
