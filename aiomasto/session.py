@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -17,8 +16,9 @@ from yarl import URL
 
 from ._converter import decode_json, decode_json_list
 from ._http import DEFAULT_TIMEOUT, Transport
-from ._limiter import Bucket, RateLimiter, request_kind
-from ._protocol import RawResponse, error_for, is_token_rejection, redact_url
+from ._limiter import RateLimiter
+from ._protocol import RawResponse, is_token_rejection
+from ._requester import Requester
 from ._version import __version__
 from .auth import App, client_credentials_form, registration_form, revoke_form
 from .entities import Account, Application, CredentialAccount, Relationship, Token
@@ -26,22 +26,15 @@ from .errors import (
     ConfigurationError,
     DecodeError,
     HTTPError,
-    MastodonError,
     OAuthError,
-    OriginError,
     PaginationError,
-    RateLimited,
-    TransportError,
 )
 from .pagination import Direction, Page, Paginator, parse_links, relative_cursor
 from .policies import (
     RateLimitPolicy,
     Retry,
     RetryHook,
-    Retrying,
     WaitHook,
-    Waiting,
-    WaitReason,
 )
 from .ratelimit import RateLimit
 from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
@@ -53,8 +46,6 @@ log = logging.getLogger("aiomasto")
 T = TypeVar("T")
 
 DEFAULT_RETRY = Retry()
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_MAX_REDIRECTS = 5
 
 
 def normalise_instance(instance: str | URL, *, allow_insecure_http: bool) -> URL:
@@ -149,17 +140,20 @@ class Session:
             raise ConfigurationError(
                 f"rate_limit must be 'wait', 'raise' or 'pace', not {rate_limit!r}"
             )
-        self._limiter = RateLimiter(rate_limit, clock)
-        self._retry = retry
-        self._on_wait = on_wait
-        self._on_retry = on_retry
-        self._sleep = sleep
-        self._rng = random.Random()
         self._transport = Transport(
             http=http,
             timeout=timeout,
             user_agent=user_agent
             or f"aiomasto/{__version__} (+https://pypi.org/project/aiomasto/)",
+        )
+        self._requester = Requester(
+            self.instance,
+            self._transport,
+            RateLimiter(rate_limit, clock),
+            retry=retry,
+            on_wait=on_wait,
+            on_retry=on_retry,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:
@@ -188,7 +182,7 @@ class Session:
     @property
     def ratelimit(self) -> RateLimit | None:
         """The rate-limit window the server reported last, if it reports any."""
-        return self._limiter.latest
+        return self._requester.limiter.latest
 
     @property
     def token(self) -> Token | None:
@@ -537,27 +531,18 @@ class Session:
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
         if path.startswith(("http://", "https://")):
             url = URL(path, encoded=True)
-            self._check_origin(url)
+            self._requester.check_origin(url)
         elif path.startswith("/"):
             url = self.instance.join(URL(path, encoded=True))
         else:
             raise ValueError(f"expected a path starting with '/' or an instance URL, got {path!r}")
         return url.update_query(params) if params else url
 
-    def _check_origin(self, url: URL) -> None:
-        if not url.is_absolute() or url.origin() != self.instance:
-            raise OriginError(
-                f"refusing to send a request to {url.origin() if url.is_absolute() else url}: "
-                f"it is not the instance origin {self.instance}",
-                url=str(url.with_query(None)),
-                expected_origin=str(self.instance),
-            )
-
     def _cursor(self, link: str | None, base: URL) -> str | None:
         if not link:
             return None
         url = base.join(URL(link, encoded=True))
-        self._check_origin(url)
+        self._requester.check_origin(url)
         return relative_cursor(url)
 
     async def _send(
@@ -570,133 +555,10 @@ class Session:
         idempotent: bool | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
-        """Send one request under the rate limit, with retries; raise on an error status.
-
-        The bearer ``token`` is attached when given; OAuth requests authenticate in the body.
-        ``idempotent`` defaults to true for GET: only idempotent requests are retried. A 429
-        means the request was not carried out, so any request may wait and go again.
-        """
         url = target if isinstance(target, URL) else self._url(target)
-        retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
-        kind = request_kind(method, url)
-        owner = token.access_token if token else ""
-        bucket = None if kind is None else self._limiter.bucket(owner, kind)
-        attempt = 0
-        backed_off = 0.0
-        while True:
-            attempt += 1
-            if bucket is not None:
-                await self._take_budget(bucket, method, url)
-            try:
-                response = await self._exchange(
-                    method, url, form=form, token=token, timeout=timeout
-                )
-            except TransportError as exc:
-                if bucket is not None:
-                    self._limiter.release(bucket)
-                failure: MastodonError = exc
-            else:
-                if bucket is not None:
-                    self._limiter.observe(bucket, response.headers, response.status)
-                if response.status < 400:
-                    return response
-                failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
-                if isinstance(failure, RateLimited) and self._limiter.policy != "raise":
-                    await self._rate_limited(bucket, failure, attempt, method, url)
-                    continue
-                if response.status not in self._retry.statuses:
-                    failure.attempts = attempt
-                    raise failure
-            delay = self._retry.delay(attempt, self._rng)
-            out_of_budget = backed_off + delay > self._retry.budget
-            if not retryable or attempt >= self._retry.attempts or out_of_budget:
-                failure.attempts = attempt
-                raise failure
-            backed_off += delay
-            await self._before_retry(attempt, delay, method, url, failure)
-            await self._sleep(delay)
-
-    async def _rate_limited(
-        self, bucket: Bucket | None, failure: RateLimited, attempt: int, method: str, url: URL
-    ) -> None:
-        """Hold this request (and, through its bucket, every other) until the server allows."""
-        told = failure.retry_after if "Retry-After" in failure.headers else None
-        # With no hint at all (Akkoma sends no headers), back off as after a failure.
-        fallback = max(1.0, self._retry.delay(attempt, self._rng))
-        if bucket is not None:
-            self._limiter.rate_limited(bucket, retry_after=told, fallback=fallback)
-            return
-        delay = failure.retry_after if failure.retry_after is not None else fallback
-        await self._pause("rate_limited", delay, method, url)
-
-    async def _before_retry(
-        self, attempt: int, delay: float, method: str, url: URL, failure: MastodonError
-    ) -> None:
-        shown, what = redact_url(url), _brief(failure)
-        log.debug("%s %s failed (%s); retry %d in %.2f s", method, shown, what, attempt, delay)
-        if self._on_retry is not None:
-            event = Retrying(attempt=attempt, seconds=delay, method=method, url=shown, error=what)
-            await _call(self._on_retry(event))
-
-    async def _take_budget(self, bucket: Bucket, method: str, url: URL) -> None:
-        """Wait until this request may go; a paced request has its slot once the wait ends."""
-        while True:
-            delay, reason = self._limiter.reserve(bucket)
-            if delay is None:
-                await bucket.heard.wait()  # the request that probes the budget answers first
-                continue
-            if reason is None:
-                return
-            await self._pause(reason, delay, method, url)
-            if reason == "pacing":
-                return
-
-    async def _pause(self, reason: WaitReason, seconds: float, method: str, url: URL) -> None:
-        shown = redact_url(url)
-        if seconds >= 1.0:
-            log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
-            if self._on_wait is not None:
-                event = Waiting(reason=reason, seconds=seconds, method=method, url=shown)
-                await _call(self._on_wait(event))
-        await self._sleep(seconds)
-
-    async def _exchange(
-        self,
-        method: str,
-        url: URL,
-        *,
-        form: Mapping[str, str] | None,
-        token: Token | None,
-        timeout: aiohttp.ClientTimeout | None,
-    ) -> RawResponse:
-        """One request and its same-origin redirects; the final response, whatever its status."""
-        headers = {"Accept": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token.access_token}"
-        for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._transport.send(
-                method, url, headers=headers, form=form, request_timeout=timeout
-            )
-            location = response.headers.get("Location")
-            if response.status not in _REDIRECTS or not location:
-                return response
-            url = url.join(URL(location, encoded=True))
-            # The token goes to the instance origin only, wherever a redirect points.
-            self._check_origin(url)
-            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                method, form = "GET", None
-        return response
-
-
-async def _call(result: Awaitable[None] | None) -> None:
-    if result is not None:
-        await result
-
-
-def _brief(error: MastodonError) -> str:
-    if isinstance(error, HTTPError):
-        return f"{error.status} {error.error or type(error).__name__}"
-    return type(error).__name__
+        return await self._requester.send(
+            method, url, form=form, token=token, idempotent=idempotent, timeout=timeout
+        )
 
 
 def _path_segment(value: str) -> str:

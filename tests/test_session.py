@@ -498,3 +498,14 @@ async def test_no_secret_in_reprs_exceptions_or_debug_logs(
         assert secret
         for text in texts:
             assert secret not in text
+
+
+async def test_a_redirect_loop_on_the_instance_ends_in_an_error(server: FakeMastodon) -> None:
+    async with Session(url(server), app=APP) as masto:
+        await masto.authenticate()
+        loop = Fault.raw(302, b"", "text/html", headers={"Location": "/api/v1/loop"})
+        server.inject("/api/v1/loop", loop, times=10)
+        with pytest.raises(aiomasto.HTTPError) as info:
+            await masto.request("GET", "/api/v1/loop")
+    assert info.value.status == 302
+    assert server.count("GET", "/api/v1/loop") == 6  # the request and five redirects
