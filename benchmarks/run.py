@@ -198,7 +198,7 @@ def _have(module: str) -> bool:
 
 def single(quick: bool) -> Section:
     """Scenario 1: one account's followers, aiomasto against the three baselines."""
-    big, small, count = (20_000, 1_000, 2) if quick else (100_000, 5_000, 3)
+    big, small, count = (20_000, 1_000, 2) if quick else (100_000, 5_000, 5)
     runs = [
         Run("aiomasto", "aiomasto: typed `Account` iteration", "aiomasto", [(0, 1, big)]),
         Run("raw-json", "raw aiohttp + `json.loads`", "raw-json", [(0, 1, big)]),
@@ -253,7 +253,7 @@ def single(quick: bool) -> Section:
 def many(quick: bool) -> Section:
     """Scenario 2: many accounts at once, through one Session and over 20 instances."""
     accounts, followers, reference, count = (
-        (40, 500, 20_000, 1) if quick else (200, 2_000, 100_000, 2)
+        (40, 500, 20_000, 1) if quick else (200, 2_000, 100_000, 3)
     )
     instances = 20
     one = [(0, account, followers) for account in range(1, accounts + 1)]
@@ -478,17 +478,18 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _header(argv: Sequence[str], seconds: float, started: datetime) -> list[str]:
-    command = " ".join(["python -m benchmarks.run", *argv])
+def _header(argv: Sequence[str], seconds: float, started: datetime, load: str) -> list[str]:
+    command = f"`{' '.join(['python -m benchmarks.run', *argv])}`"
     if not argv:
-        command = f"make bench` (`{command}"
+        command = f"`make bench` ({command})"
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--", "aiomasto"):
         commit += " with uncommitted changes in aiomasto/"
     return [
         "# Benchmark results",
         "",
-        f"- command: `{command}`, {started:%Y-%m-%d %H:%M} UTC, {seconds:.0f} s",
+        f"- command: {command}, {started:%Y-%m-%d %H:%M} UTC, {seconds:.0f} s; load average "
+        f"{load} at the start",
         f"- machine: {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} "
         f"{platform.machine()}, Python {platform.python_version()}; server on one CPU, "
         "each client on the other",
@@ -529,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     options = parser.parse_args(args)
     started, clock = datetime.now(UTC), time.perf_counter()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     sections: list[Section] = []
     failed: list[str] = []
     for name in options.only or list(SCENARIOS):
@@ -539,7 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{name}] FAILED: {exc}", file=sys.stderr, flush=True)
             failed.append(name)
             sections.append(Section(f"{name}: failed", [f"**Failed**: {exc}"]))
-    lines = _header(args, time.perf_counter() - clock, started) + _targets(sections, failed)
+    lines = _header(args, time.perf_counter() - clock, started, load)
+    lines += _targets(sections, failed)
     for section in sections:
         lines += [f"## {section.title}", "", *section.lines, ""]
     report = "\n".join(lines)
