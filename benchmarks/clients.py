@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
-import orjson
 
 from aiomasto import Account, App, Session
 from aiomasto._converter import decode_json_list, decode_list
@@ -313,13 +312,20 @@ def _mastodon_py(plan: Plan, watch: Stopwatch) -> int:
     return pages
 
 
+def _orjson_loads() -> Callable[[bytes], Any]:
+    # Imported only where it is used: benchmarks.stdlib_json runs aiomasto without it.
+    import orjson
+
+    return orjson.loads
+
+
 def run_plan(plan: Plan) -> Result:
     """Run the plan's walks with its client, in this process, and measure them."""
     watch = Stopwatch(plan.server_pid)
     if plan.client == "aiomasto":
         pages = asyncio.run(_aiomasto(plan, watch))
     elif plan.client in ("raw-json", "raw-orjson"):
-        loads = json.loads if plan.client == "raw-json" else orjson.loads
+        loads = json.loads if plan.client == "raw-json" else _orjson_loads()
         tokens = [obtain_token(origin) for origin in plan.origins]
         pages = asyncio.run(_raw(plan, watch, tokens, loads))
     elif plan.client == "mastodon.py":
@@ -351,8 +357,9 @@ def decode(
     """Time decoding the bytes of the first ``pages`` pages of ``account``'s ``count`` followers.
 
     Candidates: aiomasto's ``decode_json_list(Account, body)``, ``json.loads`` and
-    ``orjson.loads`` on the same bytes, and aiomasto's structuring alone (``decode_list`` on
-    the parsed lists). Each round times every candidate (best of ``repeats`` passes over all
+    ``orjson.loads`` on the same bytes, aiomasto's structuring alone (``decode_list`` on
+    the parsed lists), and what aiomasto does without orjson (``json.loads``, then
+    ``decode_list``). Each round times every candidate (best of ``repeats`` passes over all
     pages, in CPU time), in an order rotated from round to round. Returns the CPU seconds per
     account of each candidate in each round.
     """
@@ -363,11 +370,13 @@ def decode(
             expected.check(follower.id, follower.username)
     accounts = expected.seen
     parsed = [json.loads(body) for body in bodies]
+    orjson_loads = _orjson_loads()
     candidates: dict[str, Callable[[], object]] = {
         "decode_json_list": lambda: [decode_json_list(Account, body) for body in bodies],
-        "json.loads": lambda: [json.loads(body) for body in bodies],
-        "orjson.loads": lambda: [orjson.loads(body) for body in bodies],
+        "stdlib": lambda: [decode_list(Account, json.loads(body)) for body in bodies],
         "structuring": lambda: [decode_list(Account, items) for items in parsed],
+        "json.loads": lambda: [json.loads(body) for body in bodies],
+        "orjson.loads": lambda: [orjson_loads(body) for body in bodies],
     }
     names = list(candidates)
     per_round: dict[str, list[float]] = {name: [] for name in names}
