@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 import aiomasto
@@ -11,13 +9,6 @@ from aiomasto import App, MemoryTokenStore, Session
 from aiomasto.testing import FakeMastodon, Fault
 
 APP = App(name="Crawler")
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeMastodon]:
-    fake = FakeMastodon()
-    async with fake.run():
-        yield fake
 
 
 def base(server: FakeMastodon) -> str:

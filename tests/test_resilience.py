@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -35,13 +34,6 @@ class VirtualTime:
         self.slept.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeMastodon]:
-    fake = FakeMastodon()
-    async with fake.run():
-        yield fake
 
 
 def base(server: FakeMastodon) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,13 +14,6 @@ from aiomasto import NO_RETRY, App, JsonFileTokenStore, MemoryTokenStore, Sessio
 from aiomasto.testing import FakeMastodon, Fault
 
 APP = App(name="Relationship Mapper", scopes="read", website="https://mapper.example")
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeMastodon]:
-    fake = FakeMastodon()
-    async with fake.run():
-        yield fake
 
 
 @pytest.fixture
