@@ -8,10 +8,11 @@ origin, so they can be persisted and handed back later.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from attrs import frozen
 from yarl import URL
@@ -217,36 +218,63 @@ class Paginator(Generic[T]):
                     yield item
 
     async def pages(self) -> AsyncGenerator[Page[T], None]:
-        """The pages themselves, in order; the cursor moves as each one is finished with."""
+        """The pages themselves, in order; the cursor moves as each one is finished with.
+
+        While you work through a page, the next one is already being fetched (one page ahead,
+        never more), so the network's time overlaps yours.
+        """
         if self._started:
             raise RuntimeError("a Paginator walks once; use resume(cursor) for another walk")
         self._started = True
         recent: deque[str] = deque(maxlen=_RECENT_CURSORS)
         seen: set[str] = set()
         cursor = self.cursor
-        while cursor is not None:
-            if self._max_pages is not None and self.pages_fetched >= self._max_pages:
-                return
-            if self._max_items is not None and self.items_yielded >= self._max_items:
-                return
-            if cursor in seen:
-                raise PaginationError(
-                    f"the server's Link header leads back to a page already fetched ({cursor})",
-                    cursor=cursor,
-                )
-            if len(recent) == recent.maxlen:
-                seen.discard(recent[0])
-            recent.append(cursor)
-            seen.add(cursor)
-            try:
-                page = await self._fetch(cursor)
-            except MastodonError as exc:
-                exc.cursor = cursor
-                raise
-            self.pages_fetched += 1
-            self.latest_page = page
-            following = page.next_cursor if self._direction == "next" else page.prev_cursor
-            if not page.items:
-                following = None
-            yield page
-            self.cursor = cursor = following
+        ahead: asyncio.Future[Page[T]] | None = None
+        try:
+            while cursor is not None:
+                if self._max_pages is not None and self.pages_fetched >= self._max_pages:
+                    return
+                if self._max_items is not None and self.items_yielded >= self._max_items:
+                    return
+                if cursor in seen:
+                    raise PaginationError(
+                        f"the server's Link header leads back to a page already fetched ({cursor})",
+                        cursor=cursor,
+                    )
+                if len(recent) == recent.maxlen:
+                    seen.discard(recent[0])
+                recent.append(cursor)
+                seen.add(cursor)
+                pending, ahead = ahead, None
+                try:
+                    page = await (pending if pending is not None else self._fetch(cursor))
+                except MastodonError as exc:
+                    exc.cursor = cursor
+                    raise
+                self.pages_fetched += 1
+                self.latest_page = page
+                following = page.next_cursor if self._direction == "next" else page.prev_cursor
+                if not page.items:
+                    following = None
+                if following is not None and self._worth_prefetching(following, page, seen):
+                    ahead = asyncio.ensure_future(self._fetch(following))
+                    ahead.add_done_callback(_quietly)
+                yield page
+                self.cursor = cursor = following
+        finally:
+            if ahead is not None:
+                ahead.cancel()  # the walk ended early: the page fetched ahead is not wanted
+
+    def _worth_prefetching(self, following: str, page: Page[T], seen: set[str]) -> bool:
+        """Whether the walk will go on to ``following`` if no error stops it."""
+        if following in seen:
+            return False
+        if self._max_pages is not None and self.pages_fetched >= self._max_pages:
+            return False
+        return self._max_items is None or self.items_yielded + len(page.items) < self._max_items
+
+
+def _quietly(future: asyncio.Future[Any]) -> None:
+    # A page fetched ahead whose walk was abandoned may fail unseen; that is not news.
+    if not future.cancelled():
+        future.exception()

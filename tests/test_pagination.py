@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import aiomasto
@@ -341,3 +343,35 @@ async def test_a_redirect_to_another_origin_mid_walk_gets_no_token(server: FakeM
     assert got == 40
     assert not any(r.authorization for r in elsewhere.requests)
     assert elsewhere.requests == []
+
+
+async def test_the_next_page_is_fetched_while_the_current_one_is_worked_on(
+    server: FakeMastodon,
+) -> None:
+    star = server.add_account("star")
+    expected = server.add_followers(star, 30)[::-1]
+    async with Session(base(server), app=APP) as masto:
+        got: list[str] = []
+        async for account in masto.followers(star, limit=10):
+            got.append(account.id)
+            if len(got) == 1:
+                # Slow work on the first item: meanwhile the second page arrives.
+                for _ in range(500):
+                    if server.count("GET", followers_path(star)) == 2:
+                        break
+                    await asyncio.sleep(0.01)
+                assert server.count("GET", followers_path(star)) == 2
+    assert got == expected
+    assert server.count("GET", followers_path(star)) == 4  # never more than one page ahead
+
+
+async def test_an_abandoned_walk_fetches_at_most_one_page_more(server: FakeMastodon) -> None:
+    star = server.add_account("star")
+    server.add_followers(star, 100)
+    async with Session(base(server), app=APP) as masto:
+        async for _ in masto.followers(star, limit=10):
+            await asyncio.sleep(0)
+            break
+        for _ in range(20):
+            await asyncio.sleep(0)
+    assert server.count("GET", followers_path(star)) <= 2
