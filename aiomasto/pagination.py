@@ -259,6 +259,9 @@ class Paginator(Generic[T]):
                 if following is not None and self._worth_prefetching(following, page, seen):
                     ahead = asyncio.ensure_future(self._fetch(following))
                     ahead.add_done_callback(_quietly)
+                    # Let it send its request now: a consumer that never awaits would otherwise
+                    # hold it back until the whole page is done.
+                    await asyncio.sleep(0)
                 yield page
                 self.cursor = cursor = following
         finally:

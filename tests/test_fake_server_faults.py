@@ -84,6 +84,16 @@ async def client(server: FakeMastodon) -> AsyncIterator[Client]:
 # Scripted fault kinds
 
 
+async def test_a_fault_can_wait_for_the_nth_request(client: Client, server: FakeMastodon) -> None:
+    alice = server.add_account("alice")
+    path = f"/api/v1/accounts/{alice}"
+    server.inject(path, Fault.html(502), after=2, times=2)
+    outcomes = [await client.outcome(path) for _ in range(5)]
+    assert outcomes == ["200", "200", "502", "502", "200"]
+    with pytest.raises(ValueError, match="after"):
+        server.inject(path, Fault.html(502), after=-1)
+
+
 async def test_reset_mid_body_breaks_the_payload(client: Client, server: FakeMastodon) -> None:
     alice = server.add_account("alice")
     path = f"/api/v1/accounts/{alice}/followers"

@@ -84,13 +84,13 @@ async def test_resume_after_a_failure_in_a_fresh_session(server: FakeMastodon) -
     star = server.add_account("star")
     everyone = server.add_followers(star, 1_000)[::-1]
     got: list[str] = []
+    server.inject(followers_path(star), Fault.json(500, {"error": "boom"}), after=5)  # page 6
     async with Session(base(server), app=APP, store=MemoryTokenStore()) as masto:
         pager = masto.followers(star, limit=80)
         with pytest.raises(aiomasto.ServerError) as info:
             async for account in pager:
                 got.append(account.id)
-                if len(got) == 5 * 80:  # the last item of page 5: page 6 is about to fail
-                    server.inject(followers_path(star), Fault.json(500, {"error": "boom"}))
+    assert len(got) == 5 * 80
     saved = info.value.cursor
     assert saved is not None
     assert saved == pager.cursor
@@ -163,14 +163,13 @@ async def test_hidden_collection_is_an_empty_walk(server: FakeMastodon) -> None:
 async def test_an_error_mid_walk_is_raised_not_swallowed(server: FakeMastodon) -> None:
     star = server.add_account("star")
     server.add_followers(star, 100)
+    server.inject(followers_path(star), Fault.truncated_json(), after=1)  # page 2
     async with Session(base(server), app=APP) as masto:
         pager = masto.followers(star, limit=40)
         got = 0
         with pytest.raises(aiomasto.DecodeError) as info:
             async for _ in pager:
                 got += 1
-                if got == 40:
-                    server.inject(followers_path(star), Fault.truncated_json())
     assert got == 40
     assert info.value.cursor == pager.cursor
     with pytest.raises(RuntimeError, match="walks once"):
@@ -329,17 +328,14 @@ async def test_a_redirect_to_another_origin_mid_walk_gets_no_token(server: FakeM
     server.add_followers(star, 100)
     elsewhere = FakeMastodon()
     async with elsewhere.run() as other, Session(base(server), app=APP) as masto:
+        location = f"{other}{followers_path(star)}?limit=40"
+        redirect = Fault.raw(302, b"", "text/html", headers={"Location": location})
+        server.inject(followers_path(star), redirect, after=1)  # page 2
         pager = masto.followers(star, limit=40)
         got = 0
         with pytest.raises(aiomasto.OriginError):
             async for _ in pager:
                 got += 1
-                if got == 40:
-                    location = f"{other}{followers_path(star)}?limit=40"
-                    server.inject(
-                        followers_path(star),
-                        Fault.raw(302, b"", "text/html", headers={"Location": location}),
-                    )
     assert got == 40
     assert not any(r.authorization for r in elsewhere.requests)
     assert elsewhere.requests == []

@@ -46,11 +46,11 @@ async def test_the_crawler_example_resumes_after_a_failure(tmp_path: Path) -> No
     star = server.add_account("star")
     server.add_followers(star, 200, prefix="fan")
     handled: list[str] = []
+    # Pages of 80: the third page fails once.
+    server.inject(f"/api/v1/accounts/{star}/followers", Fault.json(500, {"error": "x"}), after=2)
 
     def work(acct: str) -> None:
         handled.append(acct)
-        if len(handled) == 100:  # page 2 of 3 fails next
-            server.inject(f"/api/v1/accounts/{star}/followers", Fault.json(500, {"error": "x"}))
 
     async with server.run() as url:
         source = (

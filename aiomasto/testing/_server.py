@@ -102,13 +102,14 @@ _ROUTES = (
 
 
 class _Injection:
-    __slots__ = ("fault", "method", "path", "remaining")
+    __slots__ = ("fault", "method", "passes", "path", "remaining")
 
-    def __init__(self, path: str, fault: Fault, method: str | None, times: int) -> None:
+    def __init__(self, path: str, fault: Fault, method: str | None, times: int, after: int) -> None:
         self.path = path
         self.fault = fault
         self.method = method
         self.remaining = times
+        self.passes = after  # matching requests still to let through first
 
 
 def _client_ip(remote: str | None) -> str:
@@ -568,24 +569,37 @@ class FakeMastodon:
             1 for r in self.requests if r.method == wanted and r.path.startswith(path_prefix)
         )
 
-    def inject(self, path: str, fault: Fault, *, method: str | None = None, times: int = 1) -> None:
-        """Serve ``fault`` to the next ``times`` requests for exactly ``path`` (and ``method``).
+    def inject(
+        self,
+        path: str,
+        fault: Fault,
+        *,
+        method: str | None = None,
+        times: int = 1,
+        after: int = 0,
+    ) -> None:
+        """Serve ``fault`` to ``times`` requests for exactly ``path`` (and ``method``).
 
-        Faults apply before anything else (routing, auth, rate limiting), like a proxy
-        failing; the request is still logged, and counted in :attr:`faults_injected`.
-        Several injections for one path queue up, and take precedence over :meth:`chaos`.
+        The first ``after`` matching requests are served normally, so a test can fail, say,
+        the sixth page of a walk however far ahead the client fetches. Faults apply before
+        anything else (routing, auth, rate limiting), like a proxy failing; the request is
+        still logged, and counted in :attr:`faults_injected`. Several injections for one path
+        queue up, and take precedence over :meth:`chaos`.
 
         Example::
 
             server.inject("/oauth/token", Fault.html(502), method="POST")
             server.inject(f"/api/v1/accounts/{alice}/followers", Fault.empty(503), times=3)
+            server.inject(f"/api/v1/accounts/{alice}/followers", Fault.html(502), after=5)
             server.inject(f"/api/v1/accounts/{alice}", Fault.slow(0.1, then=Fault.rate_limited()))
         """
         if times < 1:
             raise ValueError("times must be at least 1")
+        if after < 0:
+            raise ValueError("after must not be negative")
         with self._state.lock:
             self._injections.append(
-                _Injection(path, fault, method.upper() if method else None, times)
+                _Injection(path, fault, method.upper() if method else None, times, after)
             )
 
     def chaos(
@@ -649,6 +663,9 @@ class FakeMastodon:
         with self._state.lock:
             for injection in self._injections:
                 if injection.path == path and injection.method in (None, method):
+                    if injection.passes:
+                        injection.passes -= 1
+                        break
                     injection.remaining -= 1
                     if injection.remaining == 0:
                         self._injections.remove(injection)
