@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import attrs
+import fakehttp
 import pytest
+from fakehttp import Clock, Reply
 
 from aiomasto.testing import FakeMastodon, Fault, Role, s256
 
@@ -34,51 +35,12 @@ REVOKE_DENIED = {
 }
 
 
-class Clock:
-    """An injectable clock; tests move time instead of sleeping."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@attrs.frozen(kw_only=True)
-class Reply:
-    status: int
-    headers: Mapping[str, str]  # aiohttp's case-insensitive multidict
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Client:
-    """A plain aiohttp session bound to one running fake server."""
+class Client(fakehttp.Client):
+    """The shared client, knowing its server, with the app and token requests tests repeat."""
 
     def __init__(self, server: FakeMastodon, url: str, http: aiohttp.ClientSession) -> None:
+        super().__init__(url, http)
         self.server = server
-        self.url = url
-        self.http = http
-
-    async def request(
-        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
-    ) -> Reply:
-        headers = dict(kwargs.pop("headers", {}))
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        target = path if path.startswith("http") else self.url + path
-        async with self.http.request(method, target, headers=headers, **kwargs) as response:
-            return Reply(
-                status=response.status, headers=response.headers, body=await response.read()
-            )
-
-    async def get(self, path: str, **kwargs: Any) -> Reply:
-        return await self.request("GET", path, **kwargs)
-
-    async def post(self, path: str, **kwargs: Any) -> Reply:
-        return await self.request("POST", path, **kwargs)
 
     async def register(self, scopes: str = "read write follow") -> dict[str, Any]:
         reply = await self.post(
@@ -102,7 +64,7 @@ class Client:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

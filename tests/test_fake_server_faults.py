@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
-import attrs
+import fakehttp
 import pytest
+from fakehttp import Clock
 
 from aiomasto.testing import FakeMastodon, Fault, Limits
 
 T0 = 1_786_111_500.25  # 2026-08-07T14:05:00.250Z, on a 300 s (and 2 s) window boundary + 0.25
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@attrs.frozen(kw_only=True)
-class Reply:
-    status: int
-    headers: Any  # aiohttp's case-insensitive multidict
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def limit(self) -> tuple[str, str, str]:
-        h = self.headers
-        return h["X-RateLimit-Limit"], h["X-RateLimit-Remaining"], h["X-RateLimit-Reset"]
-
-
-class Client:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
-
-    async def get(self, path: str, token: str | None = None) -> Reply:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        async with self.http.get(self.url + path, headers=headers) as response:
-            return Reply(
-                status=response.status, headers=response.headers, body=await response.read()
-            )
-
+class Client(fakehttp.Client):
     async def outcome(self, path: str) -> str:
         """What a client experienced: a status code, undecodable JSON, or an exception."""
         try:
@@ -67,7 +32,7 @@ class Client:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -2,63 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import attrs
+import fakehttp
 import pytest
+from fakehttp import Clock, Reply
 
 from aiomasto.testing import FakeMastodon, Limits
 
 T0 = 1_786_111_500.25  # 2026-08-07T14:05:00.250Z
 ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
-LINK_RE = re.compile(r'<([^>]+)>; rel="(\w+)"')
 GTS_NO_TOKEN = {"error": "Unauthorized: token not supplied"}
 GTS_NO_USER = {"error": "Unauthorized: user not supplied or not authorized"}
 GTS_SCOPE = {"error": "Forbidden: token has insufficient scope permission"}
 AKKOMA_NO_USER = {"error": "Invalid credentials."}
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@attrs.frozen(kw_only=True)
-class Reply:
-    status: int
-    headers: Any  # aiohttp's case-insensitive multidict
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def ids(self) -> list[str]:
-        return [account["id"] for account in self.json()]
-
-    def links(self) -> dict[str, str]:
-        return {rel: url for url, rel in LINK_RE.findall(self.headers.get("Link", ""))}
-
-
-class Client:
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
-
-    async def get(self, path: str, token: str | None = None, **kwargs: Any) -> Reply:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        target = path if path.startswith("http") else self.url + path
-        async with self.http.get(target, headers=headers, **kwargs) as response:
-            return Reply(
-                status=response.status, headers=response.headers, body=await response.read()
-            )
-
+class Client(fakehttp.Client):
     async def app_token(self, server: FakeMastodon) -> str:
         app = server.register_app(scopes="read")
         form = {
@@ -94,7 +58,7 @@ def seed(server: FakeMastodon, n: int) -> Graph:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
