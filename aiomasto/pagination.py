@@ -139,7 +139,8 @@ class Paginator(Generic[T]):
     empty page, after ``max_items`` items or ``max_pages`` pages. A Link back to a page already
     fetched raises :class:`~aiomasto.PaginationError`; a Link to another origin raises
     :class:`~aiomasto.OriginError`. Any error raised mid-walk carries ``cursor``: the page that
-    failed, ready for :meth:`resume`. An error never ends the iteration quietly.
+    failed, ready for :meth:`resume`. An error never ends the iteration quietly. While you work
+    through a page, the next one is already being fetched (one page ahead, never more).
 
     :attr:`cursor` is what a crawler persists: the URL (relative to the instance) of the first
     page not yet fully handed out. It moves on when you ask for the item after a page's last
