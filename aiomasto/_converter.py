@@ -10,6 +10,7 @@ errors are rare, so only they pay for the detail.
 
 from __future__ import annotations
 
+import functools
 import json
 import typing
 from collections.abc import Callable
@@ -65,31 +66,39 @@ def _structure_bool(value: Any, _: type) -> bool:
     raise _WrongType(f"expected a boolean, got {_json_type(value)}")
 
 
-def parse_datetime(value: Any) -> datetime:
-    """Parse an API datetime: ISO 8601 with ``Z`` or an offset, or an integer Unix time."""
+@functools.lru_cache(maxsize=2048)
+def _from_iso(text: str) -> datetime:
+    # Cached: Mastodon sends account creation dates at midnight and last-status dates, which
+    # repeat across a crawl; a dictionary hit is cheaper than parsing them again.
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _structure_datetime(value: Any, _: Any = None) -> datetime:
+    """An API datetime: ISO 8601 with ``Z`` or an offset, or an integer Unix time."""
     if type(value) is str:
         try:
-            parsed = datetime.fromisoformat(value)
+            return _from_iso(value)
         except ValueError:
             raise _WrongType(f"not an ISO 8601 datetime: {value[:40]!r}") from None
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     if type(value) is int or type(value) is float:
         return datetime.fromtimestamp(value, UTC)
     raise _WrongType(f"expected a datetime, got {_json_type(value)}")
 
 
-def _structure_datetime(value: Any, _: type) -> datetime:
-    return parse_datetime(value)
+@functools.lru_cache(maxsize=2048)
+def _date_from_iso(text: str) -> date:
+    return date.fromisoformat(text)
 
 
 def _structure_date(value: Any, _: type) -> date:
     # Mastodon sends "YYYY-MM-DD"; older servers and the docs' samples use a full datetime.
     if type(value) is str and len(value) == 10:
         try:
-            return date.fromisoformat(value)
+            return _date_from_iso(value)
         except ValueError:
             raise _WrongType(f"not an ISO 8601 date: {value!r}") from None
-    return parse_datetime(value).date()
+    return _structure_datetime(value).date()
 
 
 def _json_type(value: Any) -> str:
