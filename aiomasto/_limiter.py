@@ -222,16 +222,16 @@ class RateLimiter:
         """After a 429, hold every request of the bucket until the server allows again.
 
         That is ``retry_after`` seconds when the server sent ``Retry-After``, else the window's
-        reset when it is known (the window is spent), else ``fallback`` seconds.
+        reset when it is known and still ahead (the window is spent), else ``fallback`` seconds.
         """
         now = self.clock()
         if retry_after is not None:
             until = now + retry_after
-        elif bucket.reset_at is not None:
+        elif bucket.reset_at is not None and bucket.reset_at + _RESET_MARGIN > now:
             bucket.remaining = 0
             until = bucket.reset_at + _RESET_MARGIN
         else:
-            until = now + fallback
+            until = now + fallback  # never hammer a server whose reset is already past
         bucket.blocked_until = max(bucket.blocked_until, until)
 
     def release(self, bucket: Bucket) -> None:

@@ -27,6 +27,8 @@ log = logging.getLogger("aiomasto")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+# Waiting out a window and still getting 429 this many times means something else is wrong.
+_MAX_RATE_LIMITED = 20
 
 
 class Requester:
@@ -84,6 +86,7 @@ class Requester:
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
         attempt = 0
         backed_off = 0.0
+        limited = 0
         while True:
             attempt += 1
             if bucket is not None:
@@ -103,9 +106,12 @@ class Requester:
                     return response
                 failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
                 if isinstance(failure, RateLimited) and self.limiter.policy != "raise":
-                    await self._rate_limited(bucket, failure, attempt, method, url)
-                    continue
+                    limited += 1
+                    if limited <= _MAX_RATE_LIMITED:
+                        await self._rate_limited(bucket, failure, limited, method, url)
+                        continue
                 if response.status not in self._retry.statuses:
+                    # Includes a 429 that outlasted every wait: the server is not just busy.
                     failure.attempts = attempt
                     raise failure
             delay = self._retry.delay(attempt, self._rng)
@@ -118,12 +124,13 @@ class Requester:
             await self._sleep(delay)
 
     async def _rate_limited(
-        self, bucket: Bucket | None, failure: RateLimited, attempt: int, method: str, url: URL
+        self, bucket: Bucket | None, failure: RateLimited, times: int, method: str, url: URL
     ) -> None:
         """Hold this request (and, through its bucket, every other) until the server allows."""
         told = failure.retry_after if "Retry-After" in failure.headers else None
-        # With no hint at all (Akkoma sends no headers), back off as after a failure.
-        fallback = max(1.0, self._retry.delay(attempt, self._rng))
+        # With no usable hint (Akkoma sends no headers; a reset already past), back off as
+        # after a failure, growing with each 429 in a row.
+        fallback = max(1.0, self._retry.delay(times, self._rng))
         if bucket is not None:
             self.limiter.rate_limited(bucket, retry_after=told, fallback=fallback)
             return

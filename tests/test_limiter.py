@@ -302,3 +302,14 @@ def test_retry_backoff_is_capped_and_jittered() -> None:
 def test_retry_settings_are_checked(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
         Retry(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_429_whose_reset_is_already_past_still_backs_off() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(300, 0, T0 - 5), 429)  # a stale or skewed reset
+    rl.rate_limited(bucket, retry_after=None, fallback=2.0)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "rate_limited"
+    assert delay == pytest.approx(2.0)

@@ -267,3 +267,18 @@ async def test_rate_limit_headers_of_every_server_style(flavor: str, epoch: bool
         assert page.ratelimit.reset is not None
         assert masto.ratelimit == page.ratelimit
         assert 0 < page.ratelimit.reset.timestamp() - time.time() <= 301
+
+
+async def test_a_server_that_never_stops_answering_429_is_given_up_on(
+    server: FakeMastodon,
+) -> None:
+    alice = server.add_account("alice")
+    vt = VirtualTime()
+    async with Session(base(server), app=APP, clock=vt.clock, sleep=vt.sleep) as masto:
+        await masto.authenticate()
+        server.inject(f"/api/v1/accounts/{alice}", Fault.rate_limited(), times=100)
+        with pytest.raises(aiomasto.RateLimited) as info:
+            await masto.account(alice)
+    assert info.value.attempts == 21  # twenty waits, then the 429 is raised
+    assert server.count("GET", f"/api/v1/accounts/{alice}") == 21
+    assert len(vt.slept) == 20
