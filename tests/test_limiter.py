@@ -305,7 +305,7 @@ def test_retry_settings_are_checked(kwargs: dict[str, float]) -> None:
 
 
 def test_a_429_whose_reset_is_already_past_still_backs_off() -> None:
-    rl, clock = limiter()
+    rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
     rl.observe(bucket, headers(300, 0, T0 - 5), 429)  # a stale or skewed reset
