@@ -9,7 +9,7 @@
     │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
     │   └── RequestTimeout             the server did not answer in time
     ├── OriginError                    a redirect or Link pointed to another origin
-    ├── PaginationError                a paginated walk cannot go on (a Link loop)
+    ├── PaginationError                a walk cannot go on (a Link loop, an unreadable Link)
     ├── DecodeError                    a 2xx answer whose body is not what the API promises
     └── HTTPError                      the server answered with an error status
         ├── BadRequest                 400
@@ -18,7 +18,8 @@
         ├── NotFound                   404
         ├── Gone                       410
         ├── Unprocessable              422 (validation failed)
-        │   └── UserTokenRequired      an app-only token on an endpoint that needs a user
+        │   └── UserTokenRequired      an app-only token where a user is needed (also an
+        │                              Unauthorized: GoToSocial answers 401)
         ├── RateLimited                429
         ├── ServerError                5xx (including a proxy's HTML 502/503/504 page)
         └── OAuthError                 an /oauth/* endpoint refused (``error`` is the RFC 6749 code)
@@ -26,6 +27,8 @@
 Every :class:`HTTPError` carries ``status``, ``error`` and ``error_description`` (from a JSON
 body when there is one), ``method``, ``url`` (never with secrets), ``request_id`` (the server's
 ``X-Request-Id``) and the response ``headers``. An HTML or empty body still maps by status.
+Any error that ended a pagination walk carries ``cursor`` (where to resume), and any error of a
+retried request ``attempts`` (how many times it was sent).
 
 Example::
 
