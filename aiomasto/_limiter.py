@@ -130,14 +130,16 @@ class Bucket:
         self.reset_at = reset
 
     def roll_over(self, now: float) -> None:
-        """Start a fresh window, assumed full, once the old one has reset.
+        """Start a fresh window once the old one has reset.
 
-        Its reset is predicted from the window length seen so far, so pacing goes on smoothly;
-        the next response corrects both numbers.
+        It is assumed full, less the requests still on their way: the server may count those
+        in the new window. Its reset is predicted from the window length seen so far, so pacing
+        goes on smoothly; the next response corrects both numbers.
         """
         if self.reset_at is not None and now >= self.reset_at + _RESET_MARGIN:
             self.last_reset = self.reset_at
-            self.remaining = self.limit
+            if self.limit is not None:
+                self.remaining = max(0, self.limit - self.in_flight)
             if self.period is None:
                 self.reset_at = None
             else:

@@ -11,7 +11,7 @@ import pytest
 from yarl import URL
 
 from aiomasto import Retry
-from aiomasto._limiter import RateLimiter, request_kind, server_skew
+from aiomasto._limiter import Bucket, RateLimiter, request_kind, server_skew
 from aiomasto.policies import RateLimitPolicy
 
 T0 = 1_786_000_000.0
@@ -36,6 +36,12 @@ def headers(limit: int, remaining: int, reset: float, **extra: str) -> dict[str,
         "X-RateLimit-Reset": iso(reset),
         **extra,
     }
+
+
+def answered(bucket: Bucket) -> None:
+    """Every request sent so far got its answer."""
+    while bucket.in_flight:
+        bucket.answered()
 
 
 def limiter(policy: RateLimitPolicy = "wait") -> tuple[RateLimiter, Clock]:
@@ -168,6 +174,7 @@ def test_wait_holds_back_once_the_budget_is_spent_until_the_reset() -> None:
     delay, reason = rl.reserve(bucket)
     assert reason == "budget_spent"
     assert delay == pytest.approx(10.05)
+    answered(bucket)
     clock.now = T0 + 10.1
     assert rl.reserve(bucket) == (0.0, None)  # a fresh window, assumed full
     assert bucket.remaining == 2
@@ -215,6 +222,7 @@ def test_pace_spreads_the_remaining_budget_over_the_window() -> None:
     assert slots[-1] < 10.0  # the whole budget is used before the reset
     delay, reason = rl.reserve(bucket)
     assert reason == "budget_spent"
+    answered(bucket)
     clock.now = T0 + 10.1
     assert rl.reserve(bucket) == (0.0, None)  # a fresh window, assumed full
     assert bucket.remaining == 29
@@ -230,6 +238,7 @@ def test_pace_predicts_the_next_window_once_it_knows_the_window_length() -> None
     rl.observe(bucket, headers(4, 3, T0 + 20), 200)  # windows are 10 s long
     for _ in range(3):
         rl.reserve(bucket)
+    answered(bucket)
     clock.now = T0 + 20.1
     first, reason = rl.reserve(bucket)
     second, _ = rl.reserve(bucket)
@@ -313,3 +322,16 @@ def test_a_429_whose_reset_is_already_past_still_backs_off() -> None:
     delay, reason = rl.reserve(bucket)
     assert reason == "rate_limited"
     assert delay == pytest.approx(2.0)
+
+
+def test_requests_still_on_their_way_count_against_the_next_window() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    rl.observe(bucket, headers(10, 9, T0 + 1), 200)
+    for _ in range(3):
+        rl.reserve(bucket)  # sent just before the reset, not answered yet
+    clock.now = T0 + 1.1
+    rl.reserve(bucket)
+    # the server may count the three in the new window: 10 - 3, less the one just taken
+    assert bucket.remaining == 6
