@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from attrs import evolve
 from yarl import URL
 
+from ._protocol import RawResponse
 from .policies import RateLimitPolicy, WaitReason
 from .ratelimit import RateLimit
 
@@ -206,10 +207,11 @@ class RateLimiter:
         bucket.next_slot = slot + interval
         return slot - now, "pacing"
 
-    def observe(self, bucket: Bucket, headers: Mapping[str, str], status: int) -> None:
-        """Fold a response's headers into its bucket."""
+    def observe(self, bucket: Bucket, response: RawResponse) -> None:
+        """Fold what a response said about its window into its bucket."""
         now = self.clock()
-        report = RateLimit.from_headers(headers)
+        headers, status = response.headers, response.status
+        report = response.ratelimit
         if report is not None:
             self.latest = report
             report = _true_reset(report, headers.get("X-RateLimit-Reset", ""))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from attrs import frozen
+from attrs import Factory, field, frozen
 from yarl import URL
 
 from .errors import HTTPError, OAuthError, RateLimited, error_class_for
@@ -42,16 +42,15 @@ class RawResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    ratelimit: RateLimit | None = field(
+        default=Factory(lambda self: RateLimit.from_headers(self.headers), takes_self=True)
+    )
+    """The rate-limit window reported with this response, if any (parsed once)."""
 
     @property
     def request_id(self) -> str | None:
         """The server's ``X-Request-Id``, for reports to the instance's admins."""
         return self.headers.get("X-Request-Id")
-
-    @property
-    def ratelimit(self) -> RateLimit | None:
-        """The rate-limit window reported with this response, if any."""
-        return RateLimit.from_headers(self.headers)
 
     def context(self) -> dict[str, Any]:
         """Keyword arguments that place a DecodeError: method, secret-free URL, status, id."""

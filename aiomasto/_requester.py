@@ -101,7 +101,7 @@ class Requester:
                 failure: MastodonError = exc
             else:
                 if bucket is not None:
-                    self.limiter.observe(bucket, response.headers, response.status)
+                    self.limiter.observe(bucket, response)
                 if response.status < 300:
                     return response
                 failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))

@@ -12,6 +12,7 @@ from yarl import URL
 
 from aiomasto import Retry
 from aiomasto._limiter import Bucket, RateLimiter, request_kind, server_skew
+from aiomasto._protocol import RawResponse
 from aiomasto.policies import RateLimitPolicy
 
 T0 = 1_786_000_000.0
@@ -44,6 +45,18 @@ def answered(bucket: Bucket) -> None:
         bucket.answered()
 
 
+def observe(rl: RateLimiter, bucket: Bucket, headers: dict[str, str], status: int) -> None:
+    """The answer to one request of ``bucket`` arrives with these headers."""
+    response = RawResponse(
+        method="GET",
+        url=URL("https://m.example/api/v1/x"),
+        status=status,
+        headers=headers,
+        body=b"",
+    )
+    rl.observe(bucket, response)
+
+
 def limiter(policy: RateLimitPolicy = "wait") -> tuple[RateLimiter, Clock]:
     clock = Clock()
     return RateLimiter(policy, clock), clock
@@ -55,7 +68,7 @@ def test_until_the_server_speaks_one_request_probes_and_the_rest_wait() -> None:
     assert rl.reserve(bucket) == (0.0, None)  # the probe goes
     assert rl.reserve(bucket) == (None, None)  # everyone else waits for its answer
     news = bucket.heard
-    rl.observe(bucket, headers(300, 299, T0 + 100), 200)
+    observe(rl, bucket, headers(300, 299, T0 + 100), 200)
     assert news.is_set()  # the waiters wake up
     assert not bucket.heard.is_set()  # and the next wait is for the next answer
     assert rl.reserve(bucket) == (0.0, None)
@@ -66,7 +79,7 @@ def test_a_server_without_headers_is_never_held_back() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, {}, 200)
+    observe(rl, bucket, {}, 200)
     assert all(rl.reserve(bucket) == (0.0, None) for _ in range(1000))
 
 
@@ -82,7 +95,7 @@ def test_a_proxy_error_page_does_not_pass_for_a_server_without_limits() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, {}, 502)
+    observe(rl, bucket, {}, 502)
     assert not bucket.headerless
     assert rl.reserve(bucket) == (0.0, None)  # probes again
     assert rl.reserve(bucket) == (None, None)
@@ -92,12 +105,12 @@ def test_a_spent_window_with_an_unknown_reset_waits_for_the_answers_on_their_way
     rl, clock = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(2, 1, T0 + 1), 200)
+    observe(rl, bucket, headers(2, 1, T0 + 1), 200)
     clock.now = T0 + 1.1  # the window rolls over; its length is not known yet
     assert rl.reserve(bucket) == (0.0, None)
     assert rl.reserve(bucket) == (0.0, None)
     assert rl.reserve(bucket) == (None, None)  # two on their way: wait for their answers
-    rl.observe(bucket, headers(2, 0, T0 + 2), 200)
+    observe(rl, bucket, headers(2, 0, T0 + 2), 200)
     delay, reason = rl.reserve(bucket)
     assert reason == "budget_spent"
     assert delay == pytest.approx(0.95)
@@ -107,22 +120,22 @@ def test_a_report_from_a_window_that_has_ended_changes_nothing() -> None:
     rl, clock = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(10, 9, T0 + 1), 200)
+    observe(rl, bucket, headers(10, 9, T0 + 1), 200)
     clock.now = T0 + 1.1
     for _ in range(5):
         rl.reserve(bucket)
-    rl.observe(bucket, headers(10, 2, T0 + 1), 200)  # a slow answer from the old window
+    observe(rl, bucket, headers(10, 2, T0 + 1), 200)  # a slow answer from the old window
     assert bucket.remaining == 5
 
 
 def test_mastodon_resets_are_taken_to_the_whole_second_others_as_sent() -> None:
     rl, _ = limiter()
     mastodon, gotosocial = rl.bucket("a", "api"), rl.bucket("b", "api")
-    rl.observe(mastodon, headers(5, 4, T0 + 10.734521), 200)
+    observe(rl, mastodon, headers(5, 4, T0 + 10.734521), 200)
     assert mastodon.reset_at == T0 + 10
     millis = {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4"}
     millis["X-RateLimit-Reset"] = iso(T0 + 10.5)[:-4] + "Z"
-    rl.observe(gotosocial, millis, 200)
+    observe(rl, gotosocial, millis, 200)
     assert gotosocial.reset_at == pytest.approx(T0 + 10.5)
 
 
@@ -130,7 +143,7 @@ def test_a_429_with_retry_after_blocks_for_that_long_only() -> None:
     rl, clock = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, {**headers(300, 0, T0 + 200), "Retry-After": "30"}, 429)
+    observe(rl, bucket, {**headers(300, 0, T0 + 200), "Retry-After": "30"}, 429)
     rl.rate_limited(bucket, retry_after=30, fallback=1)
     delay, reason = rl.reserve(bucket)
     assert reason == "rate_limited"
@@ -143,7 +156,7 @@ def test_a_429_with_no_hint_at_all_backs_off() -> None:
     rl, clock = limiter()
     bucket = rl.bucket("", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, {}, 429)
+    observe(rl, bucket, {}, 429)
     rl.rate_limited(bucket, retry_after=None, fallback=2.5)
     delay, reason = rl.reserve(bucket)
     assert reason == "rate_limited"
@@ -156,7 +169,7 @@ def test_a_429_without_retry_after_spends_the_window() -> None:
     rl, clock = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(300, 120, T0 + 200), 429)
+    observe(rl, bucket, headers(300, 120, T0 + 200), 429)
     rl.rate_limited(bucket, retry_after=None, fallback=1)
     clock.now = T0 + 199
     assert rl.reserve(bucket)[1] == "rate_limited"
@@ -168,7 +181,7 @@ def test_wait_holds_back_once_the_budget_is_spent_until_the_reset() -> None:
     rl, clock = limiter("wait")
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(3, 2, T0 + 10), 200)
+    observe(rl, bucket, headers(3, 2, T0 + 10), 200)
     assert rl.reserve(bucket) == (0.0, None)
     assert rl.reserve(bucket) == (0.0, None)
     delay, reason = rl.reserve(bucket)
@@ -184,14 +197,14 @@ def test_reports_in_the_same_window_never_raise_the_estimate() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(300, 200, T0 + 50), 200)
+    observe(rl, bucket, headers(300, 200, T0 + 50), 200)
     for _ in range(10):
         rl.reserve(bucket)
     # a slow response counted before the ten above reports more than is really left
-    rl.observe(bucket, headers(300, 199, T0 + 50.3), 200)
+    observe(rl, bucket, headers(300, 199, T0 + 50.3), 200)
     assert bucket.remaining == 190
     # the next window's first report is taken as it is
-    rl.observe(bucket, headers(300, 299, T0 + 350), 200)
+    observe(rl, bucket, headers(300, 299, T0 + 350), 200)
     assert bucket.remaining == 299
     assert bucket.period == pytest.approx(300.0)
 
@@ -200,7 +213,7 @@ def test_a_429_empties_the_bucket() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(300, 0, T0 + 20), 429)
+    observe(rl, bucket, headers(300, 0, T0 + 20), 429)
     delay, reason = rl.reserve(bucket)
     assert reason == "budget_spent"
     assert delay == pytest.approx(20.05)
@@ -210,7 +223,7 @@ def test_pace_spreads_the_remaining_budget_over_the_window() -> None:
     rl, clock = limiter("pace")
     bucket = rl.bucket("tok", "paging")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(30, 10, T0 + 10), 200)
+    observe(rl, bucket, headers(30, 10, T0 + 10), 200)
     slots = []
     for _ in range(10):
         delay, _ = rl.reserve(bucket)
@@ -232,10 +245,10 @@ def test_pace_predicts_the_next_window_once_it_knows_the_window_length() -> None
     rl, clock = limiter("pace")
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(4, 3, T0 + 10), 200)
+    observe(rl, bucket, headers(4, 3, T0 + 10), 200)
     clock.now = T0 + 10.1
     rl.reserve(bucket)
-    rl.observe(bucket, headers(4, 3, T0 + 20), 200)  # windows are 10 s long
+    observe(rl, bucket, headers(4, 3, T0 + 20), 200)  # windows are 10 s long
     for _ in range(3):
         rl.reserve(bucket)
     answered(bucket)
@@ -250,7 +263,7 @@ def test_pace_predicts_the_next_window_once_it_knows_the_window_length() -> None
 def test_raise_never_holds_anything_back() -> None:
     rl, _ = limiter("raise")
     bucket = rl.bucket("tok", "api")
-    rl.observe(bucket, headers(3, 0, T0 + 10), 429)
+    observe(rl, bucket, headers(3, 0, T0 + 10), 429)
     assert rl.reserve(bucket) == (0.0, None)
 
 
@@ -260,7 +273,7 @@ def test_a_skewed_server_clock_is_corrected_with_the_date_header() -> None:
     rl.reserve(bucket)
     ahead = T0 + 3600  # the server's clock is an hour fast
     date = format_datetime(datetime.fromtimestamp(ahead, UTC), usegmt=True)
-    rl.observe(bucket, headers(2, 0, ahead + 30, Date=date), 200)
+    observe(rl, bucket, headers(2, 0, ahead + 30, Date=date), 200)
     delay, _ = rl.reserve(bucket)
     assert delay == pytest.approx(30.05)
     assert server_skew({"Date": date}, clock.now) == pytest.approx(3600)
@@ -273,7 +286,8 @@ def test_epoch_second_resets_are_understood() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(
+    observe(
+        rl,
         bucket,
         {"X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1786000042"},
         200,
@@ -317,7 +331,7 @@ def test_a_429_whose_reset_is_already_past_still_backs_off() -> None:
     rl, _ = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(300, 0, T0 - 5), 429)  # a stale or skewed reset
+    observe(rl, bucket, headers(300, 0, T0 - 5), 429)  # a stale or skewed reset
     rl.rate_limited(bucket, retry_after=None, fallback=2.0)
     delay, reason = rl.reserve(bucket)
     assert reason == "rate_limited"
@@ -328,7 +342,7 @@ def test_requests_still_on_their_way_count_against_the_next_window() -> None:
     rl, clock = limiter()
     bucket = rl.bucket("tok", "api")
     rl.reserve(bucket)
-    rl.observe(bucket, headers(10, 9, T0 + 1), 200)
+    observe(rl, bucket, headers(10, 9, T0 + 1), 200)
     for _ in range(3):
         rl.reserve(bucket)  # sent just before the reset, not answered yet
     clock.now = T0 + 1.1
