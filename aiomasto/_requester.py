@@ -17,6 +17,7 @@ from yarl import URL
 from ._http import Transport
 from ._limiter import Bucket, RateLimiter, request_kind
 from ._protocol import RawResponse, error_for, redact_url
+from ._urls import check_origin
 from .entities import Token
 from .errors import HTTPError, MastodonError, OriginError, RateLimited, TransportError
 from .policies import Retry, RetryHook, Retrying, WaitHook, Waiting, WaitReason
@@ -55,14 +56,8 @@ class Requester:
         self._rng = random.Random()
 
     def check_origin(self, url: URL) -> None:
-        """Refuse any URL that is not on the instance origin: the token must not go there."""
-        if not url.is_absolute() or url.origin() != self.instance:
-            raise OriginError(
-                f"refusing to send a request to {url.origin() if url.is_absolute() else url}: "
-                f"it is not the instance origin {self.instance}",
-                url=str(url.with_query(None)),
-                expected_origin=str(self.instance),
-            )
+        """Refuse any URL the token must not go to (see :func:`aiomasto._urls.check_origin`)."""
+        check_origin(url, self.instance)
 
     async def send(
         self,
@@ -182,15 +177,23 @@ class Requester:
         if token is not None:
             headers["Authorization"] = f"Bearer {token.access_token}"
         for _ in range(_MAX_REDIRECTS + 1):
+            # Checked here, on the final URL, whatever built it: a caller's path, a cursor, a
+            # Link or a redirect. The token goes to the instance origin only.
+            self.check_origin(url)
             response = await self.transport.send(
                 method, url, headers=headers, form=form, request_timeout=timeout
             )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 return response
-            url = url.join(URL(location, encoded=True))
-            # The token goes to the instance origin only, wherever a redirect points.
-            self.check_origin(url)
+            try:
+                url = url.join(URL(location, encoded=True))
+            except ValueError:
+                raise OriginError(
+                    "refusing to follow a redirect whose Location cannot be read",
+                    url=redact_url(url),
+                    expected_origin=str(self.instance),
+                ) from None
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, form = "GET", None
         return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -19,6 +18,7 @@ from ._http import DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
 from ._protocol import RawResponse, is_token_rejection
 from ._requester import Requester
+from ._urls import instance_url, normalise_instance
 from ._version import __version__
 from .auth import App, client_credentials_form, registration_form, revoke_form
 from .entities import Account, Application, CredentialAccount, Relationship, Token
@@ -46,37 +46,6 @@ log = logging.getLogger("aiomasto")
 T = TypeVar("T")
 
 DEFAULT_RETRY = Retry()
-
-
-def normalise_instance(instance: str | URL, *, allow_insecure_http: bool) -> URL:
-    """The instance origin as a URL; ``mastodon.example`` means ``https://mastodon.example``.
-
-    Plain ``http://`` would send the token in clear text, so it is refused unless the host is a
-    loopback address or the caller explicitly allows it.
-    """
-    text = str(instance).strip()
-    if "://" not in text:
-        text = f"https://{text}"
-    url = URL(text)
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ConfigurationError(f"not an instance URL: {str(instance)!r}")
-    if url.user or url.password:
-        raise ConfigurationError("the instance URL must not carry credentials")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
-        raise ConfigurationError(
-            f"refusing plain http:// for {url.host}: tokens would travel in clear text; "
-            "use https:// or pass allow_insecure_http=True"
-        )
-    return url.origin()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class Session:
@@ -529,13 +498,7 @@ class Session:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
-        if path.startswith(("http://", "https://")):
-            url = URL(path, encoded=True)
-            self._requester.check_origin(url)
-        elif path.startswith("/"):
-            url = self.instance.join(URL(path, encoded=True))
-        else:
-            raise ValueError(f"expected a path starting with '/' or an instance URL, got {path!r}")
+        url = instance_url(self.instance, path)
         return url.update_query(params) if params else url
 
     def _cursor(self, link: str | None, base: URL) -> str | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import aiomasto
+from aiomasto._urls import normalise_instance
 from aiomasto.auth import App, client_credentials_form, registration_form, revoke_form
 from aiomasto.entities import Application
-from aiomasto.session import normalise_instance
 
 REGISTERED = Application(
     name="Mapper",
@@ -92,7 +92,10 @@ def test_matches_decides_whether_a_stored_registration_serves() -> None:
     [
         ("mastodon.example", "https://mastodon.example"),
         ("https://mastodon.example/", "https://mastodon.example"),
-        ("https://mastodon.example/@alice", "https://mastodon.example"),
+        ("HTTPS://Mastodon.EXAMPLE:443", "https://mastodon.example"),
+        ("http://LOCALHOST:80", "http://localhost"),
+        ("https://mastodon.example.", "https://mastodon.example"),
+        ("https://Bücher.example", "https://xn--bcher-kva.example"),
         ("https://mastodon.example:8443", "https://mastodon.example:8443"),
         ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
         ("http://localhost:3000", "http://localhost:3000"),
@@ -101,6 +104,22 @@ def test_matches_decides_whether_a_stored_registration_serves() -> None:
 )
 def test_instance_urls_normalise_to_an_origin(given: str, origin: str) -> None:
     assert str(normalise_instance(given, allow_insecure_http=False)) == origin
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://example.com/mastodon",
+        "https://example.com/@alice",
+        "https://example.com/?x=1",
+        "https://example.com/#top",
+        "https://",
+        "",
+    ],
+)
+def test_an_instance_url_with_a_path_is_refused_not_cut(given: str) -> None:
+    with pytest.raises(aiomasto.ConfigurationError):
+        normalise_instance(given, allow_insecure_http=False)
 
 
 def test_plain_http_is_refused_unless_loopback_or_allowed() -> None:
