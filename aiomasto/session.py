@@ -504,7 +504,13 @@ class Session:
     def _cursor(self, link: str | None, base: URL) -> str | None:
         if not link:
             return None
-        url = base.join(URL(link, encoded=True))
+        try:
+            url = base.join(URL(link, encoded=True))
+        except ValueError:
+            raise PaginationError(
+                f"a Link URL of {relative_cursor(base)} could not be read",
+                cursor=relative_cursor(base),
+            ) from None
         self._requester.check_origin(url)
         return relative_cursor(url)
 

@@ -197,3 +197,14 @@ async def test_links_in_another_spelling_of_the_instance_are_followed(
         await masto.verify_app()
     assert server.count("POST", "/api/v1/apps") == 1
     assert server.count("POST", "/oauth/token") == 1
+
+
+async def test_an_unreadable_link_url_is_a_pagination_error(server: FakeMastodon) -> None:
+    alice = server.add_account("alice")
+    server.add_followers(alice, 100)
+    server.rewrite_links(lambda _: '<http://[::1>; rel="next"')
+    async with Session(url_of(server), app=APP) as masto, asyncio.timeout(5):
+        with pytest.raises(aiomasto.PaginationError) as info:
+            async for _ in masto.followers(alice, limit=40):
+                pass
+    assert info.value.cursor == f"{followers(alice)}?limit=40"
