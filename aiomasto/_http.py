@@ -15,9 +15,15 @@ import aiohttp
 from yarl import URL
 
 from ._protocol import RawResponse, redact_url
-from .errors import ConnectionFailed, RequestTimeout
+from .errors import (
+    ConnectionFailed,
+    RequestTimeout,
+    ResponseTooLarge,
+    TransportError,
+    UsageError,
+)
 
-__all__ = ["DEFAULT_TIMEOUT", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_TIMEOUT", "Transport"]
 
 log = logging.getLogger("aiomasto")
 
@@ -25,11 +31,16 @@ DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
 """Connect within 10 s, no 30 s silence while reading, 60 s for the whole exchange."""
 
 
+DEFAULT_MAX_RESPONSE_SIZE = 16 * 1024 * 1024
+"""16 MiB: real API answers are far smaller (a page of 80 accounts is about 160 KB)."""
+
+
 class Transport:
     """Sends requests through an aiohttp ClientSession, owned or borrowed.
 
     A borrowed session (``http=``) is never closed; an owned one is created in the running loop
-    by :meth:`open` and closed by :meth:`close`.
+    by :meth:`open` and closed by :meth:`close`. Bodies are read up to ``max_response_size``
+    bytes after decompression, so no server can make the client hold more than that.
     """
 
     def __init__(
@@ -38,20 +49,35 @@ class Transport:
         http: aiohttp.ClientSession | None,
         timeout: aiohttp.ClientTimeout,
         user_agent: str,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self._http = http
         self._owned = http is None
         self._timeout = timeout
         self._user_agent = user_agent
+        self._max_size = max_response_size
+        self._closed = False
 
     async def open(self) -> None:
+        if self._closed:
+            raise UsageError("this Session is closed: open a new one")
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=self._timeout)
 
     async def close(self) -> None:
+        self._closed = True
         if self._owned and self._http is not None:
             await self._http.close()
-            self._http = None
+        self._http = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            if self._closed:
+                raise UsageError("this Session is closed: open a new one")
+            raise UsageError("the Session is not open: use 'async with Session(...)'")
+        if self._http.closed:
+            raise UsageError("the aiohttp.ClientSession this Session borrowed has been closed")
+        return self._http
 
     async def send(
         self,
@@ -62,42 +88,43 @@ class Transport:
         form: Mapping[str, str] | None = None,
         request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
-        if self._http is None:
-            raise RuntimeError("the Session is not open: use 'async with Session(...)'")
+        http = self._client()
         shown = redact_url(url)
-        all_headers = {"User-Agent": self._user_agent, **headers}
         started = time.monotonic()
+        # The error is raised after the except clauses, not inside them: aiohttp's exception
+        # (whose request_info holds the request headers, the bearer token among them) must not
+        # stay attached as __cause__ or __context__ for a traceback printer to show.
+        failure: TransportError | None = None
         try:
-            async with self._http.request(
+            async with http.request(
                 method,
                 url,
-                headers=all_headers,
+                headers={"User-Agent": self._user_agent, **headers},
                 data=form,
                 allow_redirects=False,
                 timeout=request_timeout or self._timeout,
             ) as resp:
-                body = await resp.read()
+                body = await self._read_body(resp, method, shown)
                 response = RawResponse(
-                    method=method,
-                    url=url,
-                    status=resp.status,
-                    headers=resp.headers,
-                    body=body,
+                    method=method, url=url, status=resp.status, headers=resp.headers, body=body
                 )
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            log.debug("%s %s timed out", method, shown)
-            message = "the server did not answer in time"
-            raise RequestTimeout(message, method=method, url=shown) from exc
+        except ResponseTooLarge as exc:
+            failure = exc
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            failure = RequestTimeout("the server did not answer in time", method=method, url=shown)
         except aiohttp.ClientPayloadError as exc:
-            log.debug("%s %s: body cut off", method, shown)
-            raise ConnectionFailed(
-                f"the response body was cut off ({type(exc).__name__})", method=method, url=shown
-            ) from exc
+            failure = ConnectionFailed(
+                f"the response body was cut off or malformed ({type(exc).__name__})",
+                method=method,
+                url=shown,
+            )
         except aiohttp.ClientError as exc:
-            log.debug("%s %s failed: %s", method, shown, type(exc).__name__)
-            raise ConnectionFailed(
-                f"connection failed ({type(exc).__name__}: {exc})", method=method, url=shown
-            ) from exc
+            failure = ConnectionFailed(
+                f"connection failed ({_describe(exc, headers, form)})", method=method, url=shown
+            )
+        if failure is not None:
+            log.debug("%s %s failed: %s", method, shown, type(failure).__name__)
+            raise failure
         log.debug(
             "%s %s -> %d (%d bytes, %.0f ms)",
             method,
@@ -107,3 +134,45 @@ class Transport:
             (time.monotonic() - started) * 1000,
         )
         return response
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, method: str, shown: str) -> bytes:
+        """The whole body, or :class:`ResponseTooLarge` as soon as it outgrows the cap."""
+        limit = self._max_size
+        length = resp.content_length
+        if length is not None and length > limit:
+            raise self._too_large(method, shown, f"it announces {length} bytes")
+        if length is not None and "Content-Encoding" not in resp.headers:
+            # aiohttp reads exactly Content-Length bytes: the announced size is the size.
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        # Decompressed as it arrives, so a small gzip bomb is stopped at the cap too.
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(method, shown, f"more than {limit} bytes arrived")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, method: str, shown: str, why: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"the response body is larger than max_response_size={self._max_size} ({why})",
+            method=method,
+            url=shown,
+            limit=self._max_size,
+        )
+
+
+def _describe(exc: aiohttp.ClientError, headers: Mapping[str, str], form: object) -> str:
+    """What went wrong, without any secret that was part of the request."""
+    text = f"{type(exc).__name__}: {exc}"
+    secrets = [value.partition(" ")[2] for key, value in headers.items() if key == "Authorization"]
+    if isinstance(form, Mapping):
+        secrets += [str(form[key]) for key in _SECRET_FIELDS if form.get(key)]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+_SECRET_FIELDS = ("client_secret", "token", "code", "code_verifier", "refresh_token", "password")

@@ -19,7 +19,14 @@ from ._limiter import Bucket, RateLimiter, request_kind
 from ._protocol import RawResponse, error_for, redact_url
 from ._urls import check_origin
 from .entities import Token
-from .errors import HTTPError, MastodonError, OriginError, RateLimited, TransportError
+from .errors import (
+    HTTPError,
+    MastodonError,
+    OriginError,
+    RateLimited,
+    ResponseTooLarge,
+    TransportError,
+)
 from .policies import Retry, RetryHook, Retrying, WaitHook, Waiting, WaitReason
 
 __all__ = ["Requester"]
@@ -93,6 +100,8 @@ class Requester:
             except TransportError as exc:
                 if bucket is not None:
                     self.limiter.release(bucket)
+                if isinstance(exc, ResponseTooLarge):
+                    raise  # the server would only send it again
                 failure: MastodonError = exc
             else:
                 if bucket is not None:

@@ -3,11 +3,15 @@
 ::
 
     MastodonError                      anything raised by aiomasto
-    ├── ConfigurationError             the Session was set up wrongly (e.g. a plain http:// URL)
+    ├── ConfigurationError             a setting or argument that cannot work (also a ValueError
+    │                                  and a TypeError), e.g. a plain http:// URL or limit=0
+    ├── UsageError                     not now: the Session is not open or already closed, its
+    │                                  borrowed aiohttp session was closed (also a RuntimeError)
     ├── TokenStoreError                a TokenStore could not load or save (corrupt file, I/O)
     ├── TransportError                 no HTTP response at all
     │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
-    │   └── RequestTimeout             the server did not answer in time
+    │   ├── RequestTimeout             the server did not answer in time
+    │   └── ResponseTooLarge           the body outgrew the Session's max_response_size
     ├── OriginError                    a redirect or Link pointed to another origin
     ├── PaginationError                a walk cannot go on (a Link loop, an unreadable Link)
     ├── DecodeError                    a 2xx answer whose body is not what the API promises
@@ -61,11 +65,13 @@ __all__ = [
     "PaginationError",
     "RateLimited",
     "RequestTimeout",
+    "ResponseTooLarge",
     "ServerError",
     "TokenStoreError",
     "TransportError",
     "Unauthorized",
     "Unprocessable",
+    "UsageError",
     "UserTokenRequired",
 ]
 
@@ -89,8 +95,19 @@ class MastodonError(Exception):
         return text
 
 
-class ConfigurationError(MastodonError, ValueError):
-    """The Session or a store was configured in a way that cannot work or is unsafe."""
+class ConfigurationError(MastodonError, ValueError, TypeError):
+    """A setting or an argument that cannot work or is unsafe.
+
+    Also a ``ValueError`` and a ``TypeError``, so code written for Python's own errors (an id of
+    the wrong type, ``limit=0``) still catches it.
+    """
+
+
+class UsageError(MastodonError, RuntimeError):
+    """The call cannot be made now: the Session is not open (``async with Session(...)``) or
+    already closed, the ``aiohttp.ClientSession`` it borrowed was closed, or a Paginator that
+    has walked is asked to walk again. Also a ``RuntimeError``.
+    """
 
 
 class TokenStoreError(MastodonError):
@@ -116,6 +133,18 @@ class ConnectionFailed(TransportError):
 
 class RequestTimeout(TransportError):
     """The server did not answer within the timeout."""
+
+
+class ResponseTooLarge(TransportError):
+    """The response body (after decompression) was larger than the Session accepts.
+
+    ``limit`` is the Session's ``max_response_size`` in bytes. It is never retried: a server
+    that sends an endless or gigantic body would only send it again.
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, limit: int) -> None:
+        super().__init__(message, method=method, url=url)
+        self.limit = limit
 
 
 class OriginError(MastodonError):

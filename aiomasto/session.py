@@ -14,7 +14,7 @@ import aiohttp
 from yarl import URL
 
 from ._converter import decode_json, decode_json_list
-from ._http import DEFAULT_TIMEOUT, Transport
+from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
 from ._protocol import RawResponse, is_token_rejection
 from ._requester import Requester
@@ -59,7 +59,9 @@ class Session:
     token from the instance's Development settings): it is used as is and never replaced.
 
     The Session uses its own ``aiohttp.ClientSession``, created inside the running loop, or the
-    one you pass as ``http`` (which it then never closes).
+    one you pass as ``http`` (which it then never closes). A response body larger than
+    ``max_response_size`` bytes (16 MiB by default, counted after decompression) raises
+    :class:`~aiomasto.ResponseTooLarge` as soon as it outgrows it and is not retried.
 
     Rate limits are read from every response and shared by all tasks using the Session;
     ``rate_limit`` picks the policy (``"wait"``, ``"raise"`` or ``"pace"``, see
@@ -87,6 +89,7 @@ class Session:
         access_token: str | None = None,
         http: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
         rate_limit: RateLimitPolicy = "wait",
@@ -114,6 +117,7 @@ class Session:
             timeout=timeout,
             user_agent=user_agent
             or f"aiomasto/{__version__} (+https://pypi.org/project/aiomasto/)",
+            max_response_size=max_response_size,
         )
         self._requester = Requester(
             self.instance,
