@@ -59,8 +59,7 @@ class Transport:
         self._closed = False
 
     async def open(self) -> None:
-        if self._closed:
-            raise UsageError("this Session is closed: open a new one")
+        self._closed = False
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=self._timeout)
 
@@ -73,7 +72,7 @@ class Transport:
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
             if self._closed:
-                raise UsageError("this Session is closed: open a new one")
+                raise UsageError("this Session is closed: use it inside 'async with Session(...)'")
             raise UsageError("the Session is not open: use 'async with Session(...)'")
         if self._http.closed:
             raise UsageError("the aiohttp.ClientSession this Session borrowed has been closed")

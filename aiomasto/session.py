@@ -103,6 +103,8 @@ class Session:
         self._app = app
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
         self._key = StoreKey(instance=str(self.instance), app=app.name) if app else None
+        if access_token is not None and (type(access_token) is not str or not access_token.strip()):
+            raise ConfigurationError("access_token must be a non-empty string (or left out)")
         self._user_token = access_token is not None
         self._token: Token | None = Token(access_token=access_token) if access_token else None
         self._application: Application | None = None
@@ -446,12 +448,12 @@ class Session:
         )
 
     @staticmethod
-    def _relationships_url(kind: str, account_id: str, limit: int | None) -> str:
+    def _relationships_url(kind: str, account_id: str | int, limit: int | None) -> str:
         path = f"/api/v1/accounts/{_path_segment(account_id)}/{kind}"
         if limit is None:
             return path
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        if type(limit) is not int or limit < 1:
+            raise ConfigurationError(f"limit must be a whole number of at least 1, not {limit!r}")
         return f"{path}?limit={limit}"
 
     # -- accounts ---------------------------------------------------------------------------
@@ -463,7 +465,7 @@ class Session:
         """
         return await self.get_json(CredentialAccount, "/api/v1/accounts/verify_credentials")
 
-    async def account(self, account_id: str) -> Account:
+    async def account(self, account_id: str | int) -> Account:
         """``GET /api/v1/accounts/:id``; an unknown id raises :class:`~aiomasto.NotFound`."""
         return await self.get_json(Account, f"/api/v1/accounts/{_path_segment(account_id)}")
 
@@ -474,22 +476,22 @@ class Session:
 
             gargron = await masto.lookup("@Gargron@mastodon.social")
         """
-        handle = acct.strip().removeprefix("@")
+        handle = acct.strip().removeprefix("@") if type(acct) is str else ""
         if not handle:
-            raise ValueError("acct must not be empty")
+            raise ConfigurationError(f"acct must be a handle such as 'user@domain', not {acct!r}")
         return await self.get_json(Account, "/api/v1/accounts/lookup", acct=handle)
 
     async def relationships(
-        self, account_ids: Iterable[str], *, chunk_size: int = 40
+        self, account_ids: Iterable[str | int], *, chunk_size: int = 40
     ) -> list[Relationship]:
         """How the token's user relates to each account, in the order of ``account_ids``.
 
         Ids the server does not know are left out; long lists are sent in chunks of
         ``chunk_size``. Needs a user token (:class:`~aiomasto.UserTokenRequired` otherwise).
         """
-        wanted = list(dict.fromkeys(account_ids))
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
+        wanted = list(dict.fromkeys(_account_id(i) for i in account_ids))
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise ConfigurationError(f"chunk_size must be at least 1, not {chunk_size!r}")
         found: dict[str, Relationship] = {}
         for start in range(0, len(wanted), chunk_size):
             chunk = wanted[start : start + chunk_size]
@@ -534,7 +536,14 @@ class Session:
         )
 
 
-def _path_segment(value: str) -> str:
-    if not value or value in (".", ".."):
-        raise ValueError(f"not an id: {value!r}")
-    return quote(value, safe="")
+def _account_id(value: str | int) -> str:
+    """An id as the API spells it: ids are strings, but user code often holds them as ints."""
+    if type(value) is int and value >= 0:
+        return str(value)
+    if type(value) is not str or not value or value in (".", ".."):
+        raise ConfigurationError(f"not an id: {value!r} (ids are strings such as '14715')")
+    return value
+
+
+def _path_segment(value: str | int) -> str:
+    return quote(_account_id(value), safe="")

@@ -65,7 +65,7 @@ async def test_lookup_local_and_unknown(server: FakeMastodon) -> None:
         assert (await masto.lookup("@carol")).acct == "carol"
         with pytest.raises(aiomasto.NotFound):
             await masto.lookup("nobody@nowhere.example")
-        with pytest.raises(ValueError, match="empty"):
+        with pytest.raises(ValueError, match="handle"):
             await masto.lookup("@")
 
 
