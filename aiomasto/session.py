@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
 from ._protocol import RawResponse, is_token_rejection
 from ._requester import Requester
+from ._singleflight import SingleFlight
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
 from .auth import App, client_credentials_form, registration_form, revoke_form
@@ -38,6 +40,12 @@ from .policies import (
 )
 from .ratelimit import RateLimit
 from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
+
+
+def store_lock(store: TokenStore, key: StoreKey) -> contextlib.AbstractAsyncContextManager[None]:
+    lock = getattr(store, "lock", None)
+    return lock(key) if lock is not None else contextlib.nullcontext()
+
 
 __all__ = ["Session"]
 
@@ -109,7 +117,8 @@ class Session:
         self._token: Token | None = Token(access_token=access_token) if access_token else None
         self._application: Application | None = None
         self._loaded = access_token is not None or app is None
-        self._auth_lock = asyncio.Lock()
+        self._auth: SingleFlight[None] = SingleFlight()
+        self._registered_again = False
         if rate_limit not in ("wait", "raise", "pace"):
             raise ConfigurationError(
                 f"rate_limit must be 'wait', 'raise' or 'pace', not {rate_limit!r}"
@@ -145,6 +154,7 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._auth.cancel()
         await self._transport.close()
 
     # -- what the Session holds -------------------------------------------------------------
@@ -170,13 +180,11 @@ class Session:
         """Make sure the Session has its token: from the store, or by registering and asking.
 
         Called by every request; call it yourself to fail early. Returns ``None`` for an
-        anonymous Session (no app and no access token).
+        anonymous Session (no app and no access token). However many tasks call it at once,
+        one attempt runs, and its failure is raised in every task that waited for it.
         """
         if not self._loaded:
-            async with self._auth_lock:
-                if not self._loaded:
-                    await self._load_or_acquire()
-                    self._loaded = True
+            await self._auth.run(self._acquire)
         return self._token
 
     def _registration(self) -> tuple[App, StoreKey]:
@@ -184,28 +192,43 @@ class Session:
             raise ConfigurationError("this Session has no App, so it cannot obtain a token")
         return self._app, self._key
 
-    async def _load_or_acquire(self) -> None:
+    async def _acquire(self, rejected: Token | None = None) -> None:
+        """Load the app and its token from the store, or register and ask for what is missing.
+
+        The store's lock (when it has one) is held throughout, so Sessions in other processes
+        sharing the store wait, then find what this one saved instead of registering again. A
+        stored token equal to ``rejected`` (the server refused it) is not used again.
+        """
+        if self._loaded and rejected is None:
+            return
         app, key = self._registration()
-        stored = await self._store.load(key)
-        application = stored.app if stored else None
-        token = stored.token if stored else None
-        if application is not None and not app.matches(application):
-            log.info(
-                "the stored registration of %r on %s lacks the requested scopes or redirect "
-                "URIs; registering the app again",
-                app.name,
-                self.instance,
-            )
-            application, token = None, None
-        if token is not None and not set(app.requested_token_scopes) <= set(token.scopes):
-            token = None  # the app now asks for more than the stored token was granted
-        fresh = application is None
-        if application is None:
-            application = await self._register_and_save(app, key)
-        if token is None:
-            application, token = await self._obtain_app_token(app, key, application, fresh=fresh)
-        self._application = application
-        self._token = token
+        async with store_lock(self._store, key):
+            stored = await self._store.load(key)
+            application = stored.app if stored else None
+            token = stored.token if stored else None
+            if application is not None and not app.matches(application):
+                log.info(
+                    "the stored registration of %r on %s lacks the requested scopes or redirect "
+                    "URIs; registering the app again",
+                    app.name,
+                    self.instance,
+                )
+                application, token = None, None
+            if token is not None and not set(app.requested_token_scopes) <= set(token.scopes):
+                token = None  # the app now asks for more than the stored token was granted
+            if token is not None and rejected is not None:
+                if token.access_token == rejected.access_token:
+                    token = None
+                else:
+                    log.info("another Session renewed the app token of %r", app.name)
+            fresh = application is None
+            if application is None:
+                application = await self._register_and_save(app, key)
+            if token is None:
+                application, token = await self._obtain_app_token(
+                    app, key, application, fresh=fresh
+                )
+        self._application, self._token, self._loaded = application, token, True
 
     async def _register(self, app: App) -> Application:
         response = await self._send("POST", "/api/v1/apps", form=registration_form(app))
@@ -239,17 +262,20 @@ class Session:
     async def _obtain_app_token(
         self, app: App, key: StoreKey, application: Application, *, fresh: bool
     ) -> tuple[Application, Token]:
-        """Request an app token and save it; register again, once, if the app is gone.
+        """Request an app token and save it; register again if the app is gone, once a Session.
 
         ``invalid_client`` for credentials that worked before means the app was deleted on the
         server (an admin, or app vacuuming before Mastodon 4.3). For an app registered moments
-        ago it means something else is wrong, and the error is raised.
+        ago it means something else is wrong, and the error is raised; so it is when this
+        Session has registered again once already (a server that keeps forgetting apps must
+        not get a registration per request).
         """
         try:
             token = await self._request_app_token(app, application)
         except OAuthError as exc:
-            if fresh or exc.error != "invalid_client":
+            if fresh or exc.error != "invalid_client" or self._registered_again:
                 raise
+            self._registered_again = True
             log.warning(
                 "app %r is unknown to %s (deleted server-side?); registering it again",
                 app.name,
@@ -262,21 +288,14 @@ class Session:
 
     async def _renew_app_token(self, rejected: Token) -> None:
         """Replace a rejected app token, once for all the tasks that saw it rejected."""
-        app, key = self._registration()
-        async with self._auth_lock:
-            if self._token is not rejected:
-                return  # another task renewed it while this one waited
-            log.info(
-                "the app token of %r was rejected by %s; requesting a new one",
-                app.name,
-                self.instance,
-            )
-            application = self._application
-            if application is None:
-                application = await self._register_and_save(app, key)
-            self._application, self._token = await self._obtain_app_token(
-                app, key, application, fresh=False
-            )
+        if self._token is not rejected:
+            return  # renewed already, after this task's request was sent
+        log.info(
+            "the app token of %r was rejected by %s; requesting a new one",
+            self._app.name if self._app else "",
+            self.instance,
+        )
+        await self._auth.run(lambda: self._acquire(rejected))
 
     async def revoke(self) -> None:
         """Revoke the token on the server and forget it (the app registration is kept).
@@ -292,11 +311,15 @@ class Session:
             form=revoke_form(token.access_token, self._application),
             idempotent=True,  # revoking twice is harmless (RFC 7009)
         )
-        async with self._auth_lock:
-            self._token = None
-            if self._key is not None and not self._user_token:
+        self._token = None
+        if self._key is None or self._user_token:
+            return
+        self._loaded = False
+        async with store_lock(self._store, self._key):
+            stored = await self._store.load(self._key)
+            if stored is None or stored.token is None or stored.token == token:
+                # Only the revoked token is forgotten: another process may have saved a newer one.
                 await self._store.save(self._key, Credentials(app=self._application))
-                self._loaded = False
 
     # -- requests ---------------------------------------------------------------------------
 
