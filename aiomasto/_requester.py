@@ -17,6 +17,7 @@ from yarl import URL
 from ._http import Transport
 from ._limiter import Bucket, RateLimiter, request_kind
 from ._protocol import RawResponse, error_for, redact_url
+from ._redact import Secret
 from ._urls import check_origin
 from .entities import Token
 from .errors import (
@@ -184,7 +185,7 @@ class Requester:
         """One request and its same-origin redirects; the final response, whatever its status."""
         headers = {"Accept": "application/json"}
         if token is not None:
-            headers["Authorization"] = f"Bearer {token.access_token}"
+            headers["Authorization"] = Secret(f"Bearer {token.access_token}")
         for _ in range(_MAX_REDIRECTS + 1):
             # Checked here, on the final URL, whatever built it: a caller's path, a cursor, a
             # Link or a redirect. The token goes to the instance origin only.

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from attrs import field, frozen
 
+from ._redact import Secret
 from .entities import Application
 from .errors import ConfigurationError
 
@@ -108,7 +109,7 @@ def client_credentials_form(app: App, application: Application) -> dict[str, str
     return {
         "grant_type": "client_credentials",
         "client_id": application.client_id or "",
-        "client_secret": application.client_secret or "",
+        "client_secret": Secret(application.client_secret or ""),
         "redirect_uri": app.redirect_uris[0],
         "scope": " ".join(app.requested_token_scopes),
     }
@@ -116,8 +117,8 @@ def client_credentials_form(app: App, application: Application) -> dict[str, str
 
 def revoke_form(access_token: str, application: Application | None) -> dict[str, str]:
     """The body of ``POST /oauth/revoke`` (RFC 7009), with client authentication when known."""
-    form = {"token": access_token}
+    form: dict[str, str] = {"token": Secret(access_token)}
     if application is not None and application.client_id and application.client_secret:
         form["client_id"] = application.client_id
-        form["client_secret"] = application.client_secret
+        form["client_secret"] = Secret(application.client_secret)
     return form
