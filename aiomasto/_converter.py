@@ -17,11 +17,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
 
 from . import entities
-from ._fastpath import make_structure_functions
+from ._fastpath import make_structure_functions, null_means_default
 from .errors import DecodeError
 
 __all__ = ["converter", "decode", "decode_json", "decode_list"]
@@ -140,9 +142,32 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
         return conv._structure_tuple(value, kind)  # cattrs' own, with detailed paths
 
     conv.register_structure_hook_func(_is_homogeneous_tuple, structure_array)
+    if detailed:
+        # The fast converter gets the generated functions of _fastpath for the entities; this
+        # twin keeps cattrs' own, wrapped to read objects the same way.
+        conv.register_structure_hook_factory(attrs.has, lambda cls: _read_as_fast(cls, conv))
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
     return conv
+
+
+def _read_as_fast(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """cattrs' structure function for ``cls``, reading JSON as the fast path does.
+
+    Only a JSON object becomes an entity (cattrs alone would test ``"key" in "a string"``), and
+    a null where a field with a default takes no ``None`` is read as absent.
+    """
+    structure = make_dict_structure_fn(cls, conv)
+    nullable = null_means_default(cls)
+
+    def read(value: Any, kind: Any) -> Any:
+        if type(value) is not dict:
+            raise _WrongType(f"expected an object, got {_json_type(value)}")
+        if nullable:
+            value = {k: v for k, v in value.items() if v is not None or k not in nullable}
+        return structure(value, kind)
+
+    return read
 
 
 def _pick_json_loads() -> Callable[[bytes], Any]:
