@@ -7,6 +7,7 @@ a payload could decode to different values depending on the path, or fail with n
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -72,7 +73,7 @@ def right_value_for(kind: Any, depth: int) -> st.SearchStrategy[Any]:
         return st.one_of(*(right_value_for(a, depth) for a in args if a is not type(None)))
     if typing.get_origin(kind) is tuple:
         return st.lists(value_for(args[0], depth), max_size=3)
-    if typing.get_origin(kind) is dict:
+    if typing.get_origin(kind) in (dict, Mapping):
         return st.dictionaries(st.text(max_size=4), value_for(args[1], depth), max_size=3)
     if attrs.has(kind):
         return objects_of(kind, depth - 1) if depth > 0 else st.just({})
