@@ -198,6 +198,8 @@ async def test_a_walk_can_skip_undecodable_items_and_say_so(
     assert len(warnings) == 3
     assert "item 3" in warnings[0].getMessage()
     assert "required field missing" in warnings[0].getMessage()
+    assert "expected an object, got a string" in warnings[1].getMessage()
+    assert "not an account" not in warnings[1].getMessage()  # values are never quoted
 
 
 async def test_a_page_of_nothing_but_undecodable_items_does_not_end_the_walk(
