@@ -412,6 +412,7 @@ def test_wrong_shapes_name_the_field(mutate: Any, field: str, reason: str) -> No
     exc = info.value
     assert exc.entity == "Account"
     assert exc.field == field
+    assert exc.index == 1
     assert reason in str(exc)
     assert "https://m.example/api/v1/x" in str(exc)
 
@@ -443,6 +444,8 @@ def test_both_json_decoders_give_the_same_entities(json_loader: str) -> None:
         (b"", "empty body"),
         (b"\xff\xfe[]", "invalid"),
         (b'{"id": "1"}', "expected a JSON array, got an object"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'[{"a":' * 50_000 + b"1" + b"}]" * 50_000, "nested too deeply"),
     ],
 )
 def test_unparseable_bodies(body: bytes, reason: str, json_loader: str) -> None:
