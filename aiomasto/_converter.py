@@ -3,9 +3,10 @@
 A crawl decodes millions of accounts, so the fast converter skips cattrs' detailed validation
 and structures the entities with flat functions generated once per class (``_fastpath``).
 Primitive hooks check the JSON type (``null`` where a string belongs must not become
-``"None"``). When the fast path fails, the
-same data is structured again by a detailed twin converter purely to name the failing field:
-errors are rare, so only they pay for the detail.
+``"None"``; a null for a field with a default is read as absent). When the fast path fails,
+the same data is structured again by a detailed twin converter purely to name the failing
+field: errors are rare, so only they pay for the detail. A page that fails is decoded again
+item by item, to name the item (and, when asked, to skip it).
 """
 
 from __future__ import annotations

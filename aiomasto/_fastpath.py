@@ -5,8 +5,13 @@ accounts those calls cost about twice the ``json.loads`` of the same bytes. The 
 here inline the checks for the JSON types the entities use (str, int, bool, datetime, date,
 optional, tuples, nested entities) into one flat function per class, compiled once at import.
 
-They check types exactly as the cattrs hooks do, and raise on the first problem without
-explaining it; the caller then asks the detailed cattrs converter which field failed.
+They read JSON exactly as cattrs does (tests/test_decode_agreement.py holds them to it): the
+JSON key is the attribute's name, never its ``__init__`` alias; an absent key takes the default
+(a factory is called, one taking ``self`` sees the fields before it); ``init=False`` fields are
+never read; and a null where the field has a default and its type takes no ``None`` is read as
+absent (the detailed converter wraps cattrs' functions to do the same). They raise on the first
+problem without explaining it; the caller then asks the detailed converter which field failed.
+Validators, converters and pre/post-init hooks are refused when the functions are built.
 """
 
 from __future__ import annotations
