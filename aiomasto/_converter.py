@@ -197,8 +197,8 @@ def _read_as_fast(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any, Any]
     def read(value: Any, kind: Any) -> Any:
         if type(value) is not dict:
             # Only the JSON type: a value in a message could be anything, a secret included.
-            kind = _json_type(value).split(" (", 1)[0]
-            raise _WrongType(f"expected an object, got {kind}")
+            got = _json_type(value).split(" (", 1)[0]
+            raise _WrongType(f"expected an object, got {got}")
         if nullable:
             value = {k: v for k, v in value.items() if v is not None or k not in nullable}
         return structure(value, kind)
