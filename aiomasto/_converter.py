@@ -3,9 +3,10 @@
 A crawl decodes millions of accounts, so the fast converter skips cattrs' detailed validation
 and structures the entities with flat functions generated once per class (``_fastpath``).
 Primitive hooks check the JSON type (``null`` where a string belongs must not become
-``"None"``). When the fast path fails, the
-same data is structured again by a detailed twin converter purely to name the failing field:
-errors are rare, so only they pay for the detail.
+``"None"``; a null for a field with a default is read as absent). When the fast path fails,
+the same data is structured again by a detailed twin converter purely to name the failing
+field: errors are rare, so only they pay for the detail. A page that fails is decoded again
+item by item, to name the item (and, when asked, to skip it).
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
 
 from . import entities
-from ._fastpath import make_structure_functions
+from ._fastpath import make_structure_functions, null_means_default
 from .errors import DecodeError
 
-__all__ = ["converter", "decode", "decode_json", "decode_list"]
+__all__ = [
+    "converter",
+    "decode",
+    "decode_items",
+    "decode_json",
+    "decode_json_items",
+    "decode_json_list",
+    "decode_list",
+]
 
 T = TypeVar("T")
 
@@ -127,6 +138,9 @@ _SCALARS: dict[type, Callable[[Any, Any], Any]] = {
 _ENTITIES = tuple(getattr(entities, name) for name in entities.__all__)
 
 
+_ERROR_DETAILS = typing.get_type_hints(entities.Error)["details"]
+
+
 def _make_converter(*, detailed: bool) -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
     for kind, hook in _SCALARS.items():
@@ -140,9 +154,56 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
         return conv._structure_tuple(value, kind)  # cattrs' own, with detailed paths
 
     conv.register_structure_hook_func(_is_homogeneous_tuple, structure_array)
+
+    def structure_details(value: Any, _: Any) -> dict[str, tuple[entities.ErrorDetail, ...]]:
+        # Servers other than Mastodon put other shapes under "details"; what does not read as
+        # field -> reasons is left out, so an error body never fails over its details.
+        details: dict[str, tuple[entities.ErrorDetail, ...]] = {}
+        if type(value) is not dict:
+            return details
+        for name, reasons in value.items():
+            if type(reasons) is list:
+                read = tuple(r for r in map(read_detail, reasons) if r is not None)
+                if read:
+                    details[name] = read
+        return details
+
+    def read_detail(value: Any) -> entities.ErrorDetail | None:
+        try:
+            detail: entities.ErrorDetail = conv.structure(value, entities.ErrorDetail)
+        except Exception:
+            return None
+        return detail
+
+    conv.register_structure_hook_func(lambda kind: kind == _ERROR_DETAILS, structure_details)
+    if detailed:
+        # The fast converter gets the generated functions of _fastpath for the entities; this
+        # twin keeps cattrs' own, wrapped to read objects the same way.
+        conv.register_structure_hook_factory(attrs.has, lambda cls: _read_as_fast(cls, conv))
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_unstructure_hook(date, date.isoformat)
     return conv
+
+
+def _read_as_fast(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    """cattrs' structure function for ``cls``, reading JSON as the fast path does.
+
+    Only a JSON object becomes an entity (cattrs alone would test ``"key" in "a string"``), and
+    a null where a field with a default takes no ``None`` is read as absent.
+    """
+    structure = make_dict_structure_fn(cls, conv)
+    nullable = null_means_default(cls)
+
+    def read(value: Any, kind: Any) -> Any:
+        if type(value) is not dict:
+            # Only the JSON type: a value in a message could be anything, a secret included.
+            got = _json_type(value).split(" (", 1)[0]
+            raise _WrongType(f"expected an object, got {got}")
+        if nullable:
+            value = {k: v for k, v in value.items() if v is not None or k not in nullable}
+        return structure(value, kind)
+
+    return read
 
 
 def _pick_json_loads() -> Callable[[bytes], Any]:
@@ -167,11 +228,10 @@ for _cls, _hook in make_structure_functions(
 _detailed = _make_converter(detailed=True)
 
 
-def _explain(cls: type[Any], data: Any, many: bool) -> tuple[str | None, str]:
+def _explain(cls: type[Any], data: Any) -> tuple[str | None, str]:
     """Structure ``data`` with the detailed converter to learn which field failed and why."""
-    target: Any = list[cls] if many else cls  # type: ignore[valid-type]
     try:
-        _detailed.structure(data, target)
+        _detailed.structure(data, cls)
     except (ClassValidationError, IterableValidationError) as exc:
         path, cause = _first_leaf(exc, "")
         return path or None, _describe(cause)
@@ -181,16 +241,19 @@ def _explain(cls: type[Any], data: Any, many: bool) -> tuple[str | None, str]:
 
 
 def _first_leaf(exc: BaseException, path: str) -> tuple[str, BaseException]:
-    if isinstance(exc, ClassValidationError | IterableValidationError):
+    # A loop, not recursion: a deep `moved` chain nests the errors as deep as the data.
+    while isinstance(exc, ClassValidationError | IterableValidationError):
         with_notes, _ = exc.group_exceptions()
         if with_notes:
             sub, note = with_notes[0]
             name = getattr(note, "name", None)
             index = getattr(note, "index", None)
-            step = f".{name}" if name is not None else f"[{index}]" if index is not None else ""
-            return _first_leaf(sub, path + step)
-        if exc.exceptions:
-            return _first_leaf(exc.exceptions[0], path)
+            path += f".{name}" if name is not None else f"[{index}]" if index is not None else ""
+            exc = sub
+        elif exc.exceptions:
+            exc = exc.exceptions[0]
+        else:
+            break
     return path, exc
 
 
@@ -199,14 +262,23 @@ def _describe(exc: BaseException) -> str:
         return "required field missing"
     if isinstance(exc, _WrongType):
         return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     if isinstance(exc, TypeError | AttributeError) and "NoneType" in str(exc):
         return "unexpected null"
     return f"{type(exc).__name__}: {exc}"
 
 
-def _fail(cls: type[Any], data: Any, many: bool, context: dict[str, Any]) -> DecodeError:
-    field, why = _explain(cls, data, many)
+def _fail(cls: type[Any], data: Any, context: dict[str, Any]) -> DecodeError:
+    field, why = _explain(cls, data)
     return DecodeError(why, entity=cls.__name__, field=(field or "").lstrip(".") or None, **context)
+
+
+def _fail_item(cls: type[Any], item: Any, index: int, context: dict[str, Any]) -> DecodeError:
+    field, why = _explain(cls, item)
+    return DecodeError(
+        why, entity=cls.__name__, field=f"[{index}]{field or ''}", index=index, **context
+    )
 
 
 def decode(cls: type[T], data: Any, **context: Any) -> T:
@@ -218,29 +290,72 @@ def decode(cls: type[T], data: Any, **context: Any) -> T:
     try:
         return converter.structure(data, cls)
     except Exception:
-        raise _fail(cls, data, False, context) from None
+        raise _fail(cls, data, context) from None
 
 
 def decode_list(cls: type[T], data: Any, **context: Any) -> list[T]:
-    """Structure a JSON array of objects into a list of ``cls``."""
+    """Structure a JSON array of objects into a list of ``cls``.
+
+    An item that cannot be decoded raises :class:`DecodeError` with its ``index``.
+    """
+    items, _ = decode_items(cls, data, skip_undecodable=False, **context)
+    return items
+
+
+def decode_items(
+    cls: type[T], data: Any, *, skip_undecodable: bool, **context: Any
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    """Structure a JSON array into ``cls`` items, and the errors of those left out.
+
+    With ``skip_undecodable`` an item that cannot be decoded is left out and its
+    :class:`DecodeError` returned instead; otherwise the first one is raised. Either way a
+    page is first decoded whole, in one pass; only a failure goes back item by item.
+    """
     if type(data) is not list:
         raise DecodeError(
             f"expected a JSON array, got {_json_type(data)}", entity=cls.__name__, **context
         )
     hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
     try:
-        return [hook(item, cls) for item in data]
+        return [hook(item, cls) for item in data], ()
     except Exception:
-        raise _fail(cls, data, True, context) from None
+        return _decode_each(cls, data, hook, skip_undecodable, context)
+
+
+def _decode_each(
+    cls: type[T],
+    data: list[Any],
+    hook: Callable[[Any, type[T]], T],
+    skip_undecodable: bool,
+    context: dict[str, Any],
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    items: list[T] = []
+    skipped: list[DecodeError] = []
+    for index, item in enumerate(data):
+        try:
+            items.append(hook(item, cls))
+        except Exception:
+            problem = _fail_item(cls, item, index, context)
+            if not skip_undecodable:
+                raise problem from None
+            skipped.append(problem)
+    return items, tuple(skipped)
 
 
 def loads(body: bytes, entity: str, **context: Any) -> Any:
     """Parse a JSON body; malformed, truncated or non-UTF-8 bodies raise :class:`DecodeError`."""
     try:
         return _json_loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # orjson refuses more than 1024 levels of nesting with a ValueError; the stdlib's
+        # parser recurses until Python's recursion limit stops it.
         excerpt = body[:120].decode("utf-8", "replace")
-        reason = "empty body" if not body.strip() else f"invalid or truncated JSON ({exc})"
+        if isinstance(exc, RecursionError) or "depth limit" in str(exc):
+            reason = "JSON nested too deeply"
+        elif not body.strip():
+            reason = "empty body"
+        else:
+            reason = f"invalid or truncated JSON ({exc})"
         raise DecodeError(reason, entity=entity, body_excerpt=excerpt, **context) from None
 
 
@@ -252,3 +367,11 @@ def decode_json(cls: type[T], body: bytes, **context: Any) -> T:
 def decode_json_list(cls: type[T], body: bytes, **context: Any) -> list[T]:
     """Parse and structure a JSON array body."""
     return decode_list(cls, loads(body, cls.__name__, **context), **context)
+
+
+def decode_json_items(
+    cls: type[T], body: bytes, *, skip_undecodable: bool, **context: Any
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    """Parse a JSON array body and structure it as :func:`decode_items` does."""
+    data = loads(body, cls.__name__, **context)
+    return decode_items(cls, data, skip_undecodable=skip_undecodable, **context)

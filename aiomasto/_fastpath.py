@@ -5,8 +5,13 @@ accounts those calls cost about twice the ``json.loads`` of the same bytes. The 
 here inline the checks for the JSON types the entities use (str, int, bool, datetime, date,
 optional, tuples, nested entities) into one flat function per class, compiled once at import.
 
-They check types exactly as the cattrs hooks do, and raise on the first problem without
-explaining it; the caller then asks the detailed cattrs converter which field failed.
+They read JSON exactly as cattrs does (tests/test_decode_agreement.py holds them to it): the
+JSON key is the attribute's name, never its ``__init__`` alias; an absent key takes the default
+(a factory is called, one taking ``self`` sees the fields before it); ``init=False`` fields are
+never read; and a null where the field has a default and its type takes no ``None`` is read as
+absent (the detailed converter wraps cattrs' functions to do the same). They raise on the first
+problem without explaining it; the caller then asks the detailed converter which field failed.
+Validators, converters and pre/post-init hooks are refused when the functions are built.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["make_structure_functions"]
+__all__ = ["make_structure_functions", "null_means_default"]
 
 Structure = Callable[[Any], Any]
 Fallback = Callable[[Any, Any], Any]
@@ -65,37 +70,63 @@ _MISSING = _Missing()
 
 
 def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any]) -> str:
+    _check_plain(cls)
     hints = typing.get_type_hints(cls)
     prefix = cls.__name__
     namespace[f"_cls_{prefix}"] = cls
     lines = [f"def {names[cls]}(o, _=None):", "    get = o.get"]
+    late: dict[str, str] = {}  # fields whose factory takes the half-built instance
     for attribute in attrs.fields(cls):
         name = attribute.name
-        key = attribute.alias or name
-        expression = _expression(hints[name], "v", names, namespace)
-        if attribute.default is attrs.NOTHING:
+        # cattrs reads the attribute's name as the JSON key, never its __init__ alias.
+        key = name
+        kind = hints[name]
+        default = attribute.default
+        local = f"_default_{prefix}_{name}"
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[local] = default.factory
+            if default.takes_self:
+                late[name] = local
+                fallback = "_MISSING"
+            else:
+                fallback = f"{local}()"
+        else:
+            namespace[local] = default
+            fallback = local
+        if not attribute.init:
+            # cattrs never reads these: __init__ would set them from their default, if any.
+            if default is not attrs.NOTHING:
+                lines.append(f"    a_{name} = {fallback}")
+            continue
+        if default is attrs.NOTHING:
             lines.append(f"    v = o[{key!r}]")
-            lines.append(f"    a_{name} = {expression}")
-        elif _passes_own_check(attribute.default, hints[name]):
+            lines.append(f"    a_{name} = {_expression(kind, 'v', names, namespace)}")
+            continue
+        # A null where the type takes no None means "not sent": the default, as if absent.
+        on_null = None if _accepts_none(kind) else fallback
+        expression = _expression(kind, "v", names, namespace, on_null=on_null)
+        if fallback == local and _passes_own_check(default, kind):
             # The default survives the type check, so absence needs no branch of its own.
-            default = f"_default_{prefix}_{name}"
-            namespace[default] = attribute.default
-            lines.append(f"    v = get({key!r}, {default})")
+            lines.append(f"    v = get({key!r}, {local})")
             lines.append(f"    a_{name} = {expression}")
         else:
-            default = f"_default_{prefix}_{name}"
-            namespace[default] = attribute.default
             lines.append(f"    v = get({key!r}, _MISSING)")
-            lines.append(f"    a_{name} = {default} if v is _MISSING else {expression}")
+            lines.append(f"    a_{name} = {fallback} if v is _MISSING else {expression}")
     # Fill the slots directly: attrs' frozen __init__ goes through object.__setattr__ once per
     # field, which costs half of the structuring. The entities have no validators, converters
     # or post-init hooks that this would skip (checked in _check_plain).
-    _check_plain(cls)
     lines.append(f"    self = _new(_cls_{prefix})")
     for attribute in attrs.fields(cls):
-        setter = f"_set_{prefix}_{attribute.name}"
-        namespace[setter] = inspect.getattr_static(cls, attribute.name).__set__
-        lines.append(f"    {setter}(self, a_{attribute.name})")
+        name = attribute.name
+        if not attribute.init and attribute.default is attrs.NOTHING:
+            continue  # left unset, as attrs' __init__ leaves it
+        if name in late:
+            # attrs hands such a factory the instance with the fields before it already set.
+            lines.append(f"    if a_{name} is _MISSING:")
+            lines.append(f"        a_{name} = {late[name]}(self)")
+        setter = f"_set_{prefix}_{name}"
+        namespace[setter] = inspect.getattr_static(cls, name).__set__
+        lines.append(f"    {setter}(self, a_{name})")
     lines.append("    return self")
     return "\n".join(lines) + "\n"
 
@@ -103,9 +134,30 @@ def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any
 def _check_plain(cls: type) -> None:
     if not getattr(cls, "__slots__", None) or hasattr(cls, "__attrs_post_init__"):
         raise TypeError(f"{cls.__name__} must be a slotted attrs class without post-init")
+    if hasattr(cls, "__attrs_pre_init__"):
+        raise TypeError(f"{cls.__name__} must be an attrs class without pre-init")
     for attribute in attrs.fields(cls):
         if attribute.validator is not None or attribute.converter is not None:
             raise TypeError(f"{cls.__name__}.{attribute.name} has a validator or converter")
+
+
+def null_means_default(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` for which a JSON null stands for "not sent" (takes the default).
+
+    Those with a default whose type does not take ``None``: where it does, null is a value.
+    """
+    hints = typing.get_type_hints(cls)
+    return frozenset(
+        attribute.name
+        for attribute in attrs.fields(cls)
+        if attribute.init
+        and attribute.default is not attrs.NOTHING
+        and not _accepts_none(hints[attribute.name])
+    )
+
+
+def _accepts_none(kind: Any) -> bool:
+    return kind is Any or kind is NoneType or NoneType in typing.get_args(kind)
 
 
 def _passes_own_check(default: Any, kind: Any) -> bool:
@@ -115,31 +167,48 @@ def _passes_own_check(default: Any, kind: Any) -> bool:
     return type(default) in (str, int, bool) and type(default) is inner[0]
 
 
-def _expression(kind: Any, var: str, names: dict[type, str], namespace: dict[str, Any]) -> str:
-    """A Python expression that structures ``var`` into ``kind`` or raises."""
+def _expression(
+    kind: Any,
+    var: str,
+    names: dict[type, str],
+    namespace: dict[str, Any],
+    *,
+    on_null: str | None = None,
+) -> str:
+    """A Python expression that structures ``var`` into ``kind`` or raises.
+
+    ``on_null`` is an expression for the value a JSON null takes instead of failing the type
+    check; it is tested only where the fast check has already failed, so it costs nothing on
+    the common path.
+    """
     args = typing.get_args(kind)
     origin = typing.get_origin(kind)
     if origin in (UnionType, typing.Union) and NoneType in args:
         rest = [arg for arg in args if arg is not NoneType]
         inner = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007
         return f"(None if {var} is None else {_expression(inner, var, names, namespace)})"
+    slow = f"{_slow_call(kind, var, namespace)}"
+    if on_null is not None:
+        slow = f"({on_null} if {var} is None else {slow})"
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item = _expression(args[0], "x", names, namespace)
-        return (
-            f"(tuple([{item} for x in {var}]) if type({var}) is list else _slow_list({var}, list))"
-        )
+        return f"(tuple([{item} for x in {var}]) if type({var}) is list else {slow})"
     if kind in names:
-        return f"{names[kind]}({var})"
-    if kind is str:
-        return f"({var} if type({var}) is str else _slow_str({var}, str))"
-    if kind is int:
-        return f"({var} if type({var}) is int else _slow_int({var}, int))"
+        call = f"{names[kind]}({var})"
+        return call if on_null is None else f"({on_null} if {var} is None else {call})"
+    if kind is str or kind is int:
+        return f"({var} if type({var}) is {kind.__name__} else {slow})"
     if kind is bool:
-        return f"({var} if ({var} is True or {var} is False) else _slow_bool({var}, bool))"
-    if kind is datetime:
-        return f"_slow_datetime({var}, None)"
-    if kind is date:
-        return f"_slow_date({var}, None)"
+        return f"({var} if ({var} is True or {var} is False) else {slow})"
+    return slow
+
+
+def _slow_call(kind: Any, var: str, namespace: dict[str, Any]) -> str:
+    """The converter's own hook for ``kind``: it converts what it can and raises otherwise."""
+    if typing.get_origin(kind) is tuple:
+        return f"_slow_list({var}, list)"
+    if kind in (str, int, bool, datetime, date):
+        return f"_slow_{kind.__name__}({var}, None)"
     return f"_fallback({var}, {_ref(kind, namespace)})"
 
 

@@ -7,7 +7,6 @@ samples. The transport hands over a :class:`RawResponse`; the Session calls
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,9 @@ from typing import Any
 from attrs import Factory, field, frozen
 from yarl import URL
 
-from .errors import HTTPError, OAuthError, RateLimited, error_class_for
+from ._converter import decode_json
+from .entities import Error
+from .errors import DecodeError, HTTPError, OAuthError, RateLimited, error_class_for
 from .ratelimit import RateLimit, parse_retry_after
 
 __all__ = ["RawResponse", "error_for", "is_token_rejection", "redact_url"]
@@ -70,23 +71,12 @@ def redact_url(url: URL) -> str:
     return str(url.with_query(masked))
 
 
-def _error_fields(body: bytes) -> tuple[str | None, str | None]:
-    """``error`` and ``error_description`` from a JSON error body; ``None`` for HTML or junk."""
-    stripped = body.lstrip()
-    if not stripped.startswith(b"{"):
-        return None, None
+def _error_body(body: bytes) -> Error | None:
+    """The body as an :class:`Error`; ``None`` for HTML, junk, other JSON or nothing at all."""
     try:
-        data = json.loads(stripped)
-    except (ValueError, UnicodeDecodeError):
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    error = data.get("error")
-    description = data.get("error_description")
-    return (
-        error if isinstance(error, str) else None,
-        description if isinstance(description, str) else None,
-    )
+        return decode_json(Error, body)
+    except DecodeError:
+        return None
 
 
 def error_for(response: RawResponse, *, oauth: bool, now: datetime | None = None) -> HTTPError:
@@ -96,13 +86,15 @@ def error_for(response: RawResponse, *, oauth: bool, now: datetime | None = None
     :class:`OAuthError`. Everything else maps by status, whatever the body is (an nginx HTML
     page, Mastodon's HTML 404, nothing at all).
     """
-    error, description = _error_fields(response.body)
+    body = _error_body(response.body)
+    error = body.error if body else None
     fields: dict[str, Any] = {
         "status": response.status,
         "method": response.method,
         "url": redact_url(response.url),
         "error": error,
-        "error_description": description,
+        "error_description": body.error_description if body else None,
+        "details": body.details if body else None,
         "request_id": response.request_id,
         "headers": response.headers,
     }

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from attrs import field, frozen
@@ -27,6 +28,7 @@ __all__ = [
     "CredentialAccount",
     "CustomEmoji",
     "Error",
+    "ErrorDetail",
     "Field",
     "Relationship",
     "Role",
@@ -220,8 +222,30 @@ class Relationship:
 
 
 @frozen(kw_only=True)
+class ErrorDetail:
+    """One reason a field failed validation: ``error`` is a code such as ``"ERR_BLANK"``,
+    ``description`` the server's text (``"can't be blank"``)."""
+
+    error: str
+    description: str = ""
+
+
+@frozen(kw_only=True)
 class Error:
-    """The body of an error response: ``{"error": ..., "error_description": ...}``."""
+    """The body of an error response: ``{"error": ..., "error_description": ...}``.
+
+    Mastodon's 422 answers to some forms add ``details``: for each form field that failed
+    validation, the reasons (``{"email": [{"error": "ERR_BLANK", "description": "can't be
+    blank"}]}``). Details that do not have this shape are left out, never a reason to lose
+    the error itself.
+
+    Example::
+
+        error = aiomasto.decode(Error, {"error": "Validation failed: Email can't be blank",
+                                        "details": {"email": [{"error": "ERR_BLANK"}]}})
+        error.details["email"][0].error   # "ERR_BLANK"
+    """
 
     error: str
     error_description: str | None = None
+    details: Mapping[str, tuple[ErrorDetail, ...]] = field(factory=dict, hash=False)

@@ -28,9 +28,10 @@
         ├── ServerError                5xx (including a proxy's HTML 502/503/504 page)
         └── OAuthError                 an /oauth/* endpoint refused (``error`` is the RFC 6749 code)
 
-Every :class:`HTTPError` carries ``status``, ``error`` and ``error_description`` (from a JSON
-body when there is one), ``method``, ``url`` (never with secrets), ``request_id`` (the server's
-``X-Request-Id``) and the response ``headers``. An HTML or empty body still maps by status.
+Every :class:`HTTPError` carries ``status``, ``error``, ``error_description`` and ``details``
+(from a JSON body when there is one), ``method``, ``url`` (never with secrets), ``request_id``
+(the server's ``X-Request-Id``) and the response ``headers``. An HTML, empty, truncated or
+otherwise unreadable body still maps by status.
 Any error that ended a pagination walk carries ``cursor`` (where to resume), and any error of a
 retried request ``attempts`` (how many times it was sent).
 
@@ -48,7 +49,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .entities import ErrorDetail
 
 __all__ = [
     "BadRequest",
@@ -172,7 +176,28 @@ class DecodeError(MastodonError):
 
     ``entity`` is the class being built (e.g. ``"Account"``), ``field`` the dotted path of the
     offending field when known (e.g. ``"[3].emojis[0].url"``), ``body_excerpt`` the first bytes.
+
+    For a page (``Session.get_page``, a walk), ``index`` is the position of the first item that
+    could not be decoded (``None`` when the body as a whole is unreadable), ``cursor`` the
+    page's own cursor, and ``next_cursor`` / ``prev_cursor`` its Link URLs (``None`` when the
+    page has none): a crawler can log the page and go on past it, or walk with
+    ``skip_undecodable=True`` to keep the page's other items.
+
+    Example::
+
+        try:
+            page = await masto.followers_page("14715", cursor=cursor)
+        except aiomasto.DecodeError as exc:
+            log.error("page %s, item %s: %s", exc.cursor, exc.index, exc)
+            cursor = exc.next_cursor
     """
+
+    index: int | None
+    """The position in the page's array of the first item that could not be decoded."""
+    next_cursor: str | None = None
+    """The page's ``rel="next"`` Link URL, relative to the instance, when known."""
+    prev_cursor: str | None = None
+    """The page's ``rel="prev"`` Link URL, relative to the instance, when known."""
 
     def __init__(
         self,
@@ -185,6 +210,7 @@ class DecodeError(MastodonError):
         status: int | None = None,
         request_id: str | None = None,
         body_excerpt: str = "",
+        index: int | None = None,
     ) -> None:
         where = f"{entity}.{field}" if field else entity
         if field and field.startswith("["):
@@ -198,13 +224,16 @@ class DecodeError(MastodonError):
         self.status = status
         self.request_id = request_id
         self.body_excerpt = body_excerpt
+        self.index = index
 
 
 class HTTPError(MastodonError):
     """The server answered with a status of 400 or more.
 
     Attributes: ``status``, ``error`` (the server's message or OAuth error code, or ``None``),
-    ``error_description``, ``method``, ``url`` (secret-free), ``request_id``, ``headers``.
+    ``error_description``, ``details`` (the reasons per form field of a validation error, as
+    :attr:`aiomasto.Error.details`; empty when the server sent none), ``method``, ``url``
+    (secret-free), ``request_id``, ``headers``.
     """
 
     def __init__(
@@ -217,6 +246,7 @@ class HTTPError(MastodonError):
         error_description: str | None = None,
         request_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, tuple[ErrorDetail, ...]] | None = None,
     ) -> None:
         self.status = status
         self.method = method
@@ -225,6 +255,7 @@ class HTTPError(MastodonError):
         self.error_description = error_description
         self.request_id = request_id
         self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.details: Mapping[str, tuple[ErrorDetail, ...]] = details if details else {}
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -256,7 +287,11 @@ class Gone(HTTPError):
 
 
 class Unprocessable(HTTPError):
-    """422: validation failed, or an app-only token was used where a user token is needed."""
+    """422: validation failed, or an app-only token was used where a user token is needed.
+
+    ``details`` holds the reasons per form field when the server sends them (Mastodon does for
+    some forms), e.g. ``exc.details["email"][0].error == "ERR_BLANK"``.
+    """
 
 
 class UserTokenRequired(Unprocessable, Unauthorized):

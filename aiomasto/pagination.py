@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from attrs import frozen
 from yarl import URL
 
-from .errors import MastodonError, PaginationError
+from .errors import DecodeError, MastodonError, PaginationError
 from .ratelimit import RateLimit
 
 __all__ = ["Direction", "Page", "Paginator", "parse_links"]
@@ -38,8 +38,21 @@ def parse_links(header: str) -> dict[str, str]:
 
     >>> parse_links('<https://m.example/a?max_id=1>; rel="next", </a?since_id=9>; rel="prev"')
     {'next': 'https://m.example/a?max_id=1', 'prev': '/a?since_id=9'}
+
+    A link without a ``rel`` (``<https://m.example/a?since_id=9>;``) relates to nothing, so it
+    is left out.
+    """
+    return read_links(header)[0]
+
+
+def read_links(header: str) -> tuple[dict[str, str], int]:
+    """:func:`parse_links`, and how many links (``<...>`` with a URL) the header held.
+
+    A header with links but none of a usable rel is well-formed and leads nowhere; a header
+    with no readable link at all is broken. Only the count tells them apart.
     """
     links: dict[str, str] = {}
+    count = 0
     pos, end = 0, len(header)
     while pos < end:
         start = header.find("<", pos)
@@ -50,10 +63,13 @@ def parse_links(header: str) -> dict[str, str]:
             break
         target = header[start + 1 : close].strip()
         params, pos = _read_params(header, close + 1)
+        if not target:
+            continue
+        count += 1
         for rel in params.get("rel", "").lower().split():
-            if target and rel not in links:
+            if rel not in links:
                 links[rel] = target
-    return links
+    return links, count
 
 
 def _read_params(header: str, pos: int) -> tuple[dict[str, str], int]:
@@ -109,6 +125,9 @@ class Page(Generic[T]):
     Link URLs, all relative to the instance origin (e.g.
     ``/api/v1/accounts/1/followers?max_id=7486869``); a missing link is ``None``.
     ``ratelimit`` is the window the server reported; ``headers`` the raw response headers.
+    ``skipped`` holds a :class:`~aiomasto.DecodeError` for each item left out because it could
+    not be decoded (only when asked for with ``skip_undecodable=True``); its ``index`` is the
+    item's position in the server's page.
 
     Example::
 
@@ -125,6 +144,7 @@ class Page(Generic[T]):
     prev_cursor: str | None
     ratelimit: RateLimit | None
     headers: Mapping[str, str]
+    skipped: tuple[DecodeError, ...] = ()
 
 
 _RECENT_CURSORS = 4096
@@ -147,6 +167,12 @@ class Paginator(Generic[T]):
     one, so a walk resumed from a saved cursor starts at the page holding the first item you
     had not finished: nothing is lost, and at most that one page is seen again. ``None`` means
     the walk is complete.
+
+    An item the server sent that cannot be decoded (no ``id``, say) raises
+    :class:`~aiomasto.DecodeError` with the page's ``cursor`` and ``next_cursor`` and the item's
+    ``index``. Walks made with ``skip_undecodable=True`` (``Session.followers``) leave such
+    items out instead: each is logged at WARNING, listed in its :attr:`Page.skipped` and
+    counted in :attr:`items_skipped`, and the walk goes on.
 
     Example::
 
@@ -185,6 +211,8 @@ class Paginator(Generic[T]):
         """The page fetched last, for its rate-limit info and headers."""
         self.pages_fetched = 0
         self.items_yielded = 0
+        self.items_skipped = 0
+        """Items left out because they could not be decoded (``skip_undecodable=True``)."""
 
     def __repr__(self) -> str:
         return (
@@ -253,10 +281,11 @@ class Paginator(Generic[T]):
                     exc.cursor = cursor
                     raise
                 self.pages_fetched += 1
+                self.items_skipped += len(page.skipped)
                 self.latest_page = page
                 following = page.next_cursor if self._direction == "next" else page.prev_cursor
-                if not page.items:
-                    following = None
+                if not page.items and not page.skipped:
+                    following = None  # the server's page was empty, not just its readable part
                 if following is not None and self._worth_prefetching(following, page, seen):
                     ahead = asyncio.ensure_future(self._fetch(following))
                     ahead.add_done_callback(_quietly)

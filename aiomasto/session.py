@@ -14,7 +14,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from ._converter import decode_json, decode_json_list
+from ._converter import decode_json, decode_json_items, decode_json_list
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
 from ._protocol import RawResponse, is_token_rejection
@@ -31,7 +31,7 @@ from .errors import (
     OAuthError,
     PaginationError,
 )
-from .pagination import Direction, Page, Paginator, parse_links, relative_cursor
+from .pagination import Direction, Page, Paginator, read_links, relative_cursor
 from .policies import (
     RateLimitPolicy,
     Retry,
@@ -371,26 +371,50 @@ class Session:
         path: str,
         *,
         timeout: aiohttp.ClientTimeout | None = None,
+        skip_undecodable: bool = False,
         **params: str,
     ) -> Page[T]:
-        """GET one page of a Link-paginated endpoint; ``path`` may be a cursor."""
+        """GET one page of a Link-paginated endpoint; ``path`` may be a cursor.
+
+        An item that cannot be decoded raises :class:`~aiomasto.DecodeError` carrying its
+        ``index`` and the page's ``cursor`` and ``next_cursor``; with ``skip_undecodable`` it is
+        left out instead, logged at WARNING and listed in :attr:`Page.skipped`.
+        """
         response = await self.request("GET", path, params=params or None, timeout=timeout)
-        items = decode_json_list(cls, response.body, **response.context())
         cursor = relative_cursor(response.url)
         header = response.headers.get("Link", "").strip()
-        links = parse_links(header)
-        if header and not links:
+        links, count = read_links(header)
+        if header and not count:
             # A walk must not end quietly because its only map to the next page is unreadable.
             raise PaginationError(
                 f"the Link header of {cursor} could not be read: {header[:120]!r}", cursor=cursor
             )
+        next_cursor = self._cursor(links.get("next"), response.url)
+        prev_cursor = self._cursor(links.get("prev"), response.url)
+        try:
+            items, skipped = decode_json_items(
+                cls, response.body, skip_undecodable=skip_undecodable, **response.context()
+            )
+        except DecodeError as exc:
+            exc.cursor, exc.next_cursor, exc.prev_cursor = cursor, next_cursor, prev_cursor
+            raise
+        for problem in skipped:
+            problem.cursor, problem.next_cursor, problem.prev_cursor = (
+                cursor,
+                next_cursor,
+                prev_cursor,
+            )
+            log.warning(
+                "skipped item %d of a page, it cannot be decoded: %s", problem.index, problem
+            )
         return Page(
             items=items,
             cursor=cursor,
-            next_cursor=self._cursor(links.get("next"), response.url),
-            prev_cursor=self._cursor(links.get("prev"), response.url),
+            next_cursor=next_cursor,
+            prev_cursor=prev_cursor,
             ratelimit=response.ratelimit,
             headers=response.headers,
+            skipped=skipped,
         )
 
     async def verify_app(self) -> Application:
@@ -405,19 +429,25 @@ class Session:
         direction: Direction = "next",
         max_items: int | None = None,
         max_pages: int | None = None,
+        skip_undecodable: bool = False,
     ) -> Paginator[Account]:
         """Every account following ``account_id``, newest follow first, page after page.
 
         ``limit`` is the page size to ask for (Mastodon: default 40, at most 80). The cursor of
         this endpoint is a Follow id that only the Link header carries, so each next page is
-        fetched from the server's own Link URL.
+        fetched from the server's own Link URL. An account the server sends that cannot be
+        decoded raises :class:`~aiomasto.DecodeError`; with ``skip_undecodable=True`` it is
+        left out, logged at WARNING and counted (:attr:`Page.skipped`,
+        :attr:`Paginator.items_skipped`), and the walk goes on.
 
         Example::
 
             async for account in masto.followers("14715", limit=80):
                 print(account.acct)
         """
-        return self._relationships("followers", account_id, limit, direction, max_items, max_pages)
+        return self._relationships(
+            "followers", account_id, limit, direction, max_items, max_pages, skip_undecodable
+        )
 
     def following(
         self,
@@ -427,27 +457,45 @@ class Session:
         direction: Direction = "next",
         max_items: int | None = None,
         max_pages: int | None = None,
+        skip_undecodable: bool = False,
     ) -> Paginator[Account]:
         """Every account ``account_id`` follows, newest follow first; see :meth:`followers`."""
-        return self._relationships("following", account_id, limit, direction, max_items, max_pages)
+        return self._relationships(
+            "following", account_id, limit, direction, max_items, max_pages, skip_undecodable
+        )
 
     async def followers_page(
-        self, account_id: str, *, limit: int | None = None, cursor: str | None = None
+        self,
+        account_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        skip_undecodable: bool = False,
     ) -> Page[Account]:
         """One page of the accounts following ``account_id``, newest follow first.
 
         Pass a page's ``next_cursor`` as ``cursor`` for the following page.
+        ``skip_undecodable`` is as for :meth:`get_page`.
         """
         return await self.get_page(
-            Account, cursor or self._relationships_url("followers", account_id, limit)
+            Account,
+            cursor or self._relationships_url("followers", account_id, limit),
+            skip_undecodable=skip_undecodable,
         )
 
     async def following_page(
-        self, account_id: str, *, limit: int | None = None, cursor: str | None = None
+        self,
+        account_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        skip_undecodable: bool = False,
     ) -> Page[Account]:
         """One page of the accounts ``account_id`` follows, newest follow first."""
         return await self.get_page(
-            Account, cursor or self._relationships_url("following", account_id, limit)
+            Account,
+            cursor or self._relationships_url("following", account_id, limit),
+            skip_undecodable=skip_undecodable,
         )
 
     def _relationships(
@@ -458,9 +506,10 @@ class Session:
         direction: Direction,
         max_items: int | None,
         max_pages: int | None,
+        skip_undecodable: bool,
     ) -> Paginator[Account]:
         async def fetch(cursor: str) -> Page[Account]:
-            return await self.get_page(Account, cursor)
+            return await self.get_page(Account, cursor, skip_undecodable=skip_undecodable)
 
         return Paginator(
             fetch,

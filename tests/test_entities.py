@@ -343,6 +343,48 @@ def test_error_entity() -> None:
     assert err.error_description == "nope"
 
 
+def test_a_null_takes_the_default_of_a_field_that_has_one() -> None:
+    # Some Mastodon-API servers send null for keys Mastodon leaves out; one null must not cost
+    # a page of a crawl.
+    nulls = dict.fromkeys(
+        [
+            "suspended",
+            "limited",
+            "memorial",
+            "display_name",
+            "emojis",
+            "fields",
+            "roles",
+            "followers_count",
+            "locked",
+            "note",
+            "avatar",
+            "discoverable",
+            "moved",
+        ]
+    )
+    for decoded in (
+        decode(Account, {**LOCAL_ACCOUNT, **nulls}),
+        decode_json_list(Account, json.dumps([{**LOCAL_ACCOUNT, **nulls}]).encode())[0],
+        _detailed.structure({**LOCAL_ACCOUNT, **nulls}, Account),
+    ):
+        assert decoded.suspended is False
+        assert decoded.limited is False
+        assert decoded.display_name == ""
+        assert decoded.emojis == ()
+        assert decoded.followers_count == 0
+        assert decoded.discoverable is None  # the type takes None: null is a value here
+        assert decoded.moved is None
+        assert decoded.id == LOCAL_ACCOUNT["id"]
+    assert decode(Token, {"access_token": "t", "token_type": None}).token_type == "Bearer"
+    assert decode(Application, {"name": "a", "scopes": None}).scopes == ()
+
+
+def test_a_null_in_a_required_field_is_still_an_error() -> None:
+    with pytest.raises(aiomasto.DecodeError, match=r"Account\.id: expected a string, got null"):
+        decode(Account, {**LOCAL_ACCOUNT, "id": None})
+
+
 # -- bad input: a clear DecodeError naming entity and field, never a bare KeyError ------------
 
 
@@ -350,11 +392,13 @@ def test_error_entity() -> None:
     ("mutate", "field", "reason"),
     [
         (lambda a: a.pop("id"), "[1].id", "required field missing"),
-        (lambda a: a.update(followers_count=None), "[1].followers_count", "null"),
+        (lambda a: a.update(id=None), "[1].id", "null"),
         (lambda a: a.update(followers_count="many"), "[1].followers_count", "integer"),
-        (lambda a: a.update(display_name=None), "[1].display_name", "null"),
         (lambda a: a.update(emojis=[{"shortcode": "x"}]), "[1].emojis[0].url", "missing"),
-        (lambda a: a.update(emojis=None), "[1].emojis", ""),
+        (lambda a: a.update(emojis=[{"shortcode": "x", "url": None}]), "[1].emojis[0].url", "null"),
+        (lambda a: a.update(emojis="x"), "[1].emojis", "array"),
+        (lambda a: a.update(emojis=["x"]), "[1].emojis[0]", "expected an object"),
+        (lambda a: a.update(moved="x"), "[1].moved", "expected an object"),
         (lambda a: a.update(created_at="yesterday"), "[1].created_at", "ISO 8601"),
         (lambda a: a.update(locked="no"), "[1].locked", "boolean"),
     ],
@@ -368,6 +412,7 @@ def test_wrong_shapes_name_the_field(mutate: Any, field: str, reason: str) -> No
     exc = info.value
     assert exc.entity == "Account"
     assert exc.field == field
+    assert exc.index == 1
     assert reason in str(exc)
     assert "https://m.example/api/v1/x" in str(exc)
 
@@ -399,6 +444,8 @@ def test_both_json_decoders_give_the_same_entities(json_loader: str) -> None:
         (b"", "empty body"),
         (b"\xff\xfe[]", "invalid"),
         (b'{"id": "1"}', "expected a JSON array, got an object"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'[{"a":' * 50_000 + b"1" + b"}]" * 50_000, "nested too deeply"),
     ],
 )
 def test_unparseable_bodies(body: bytes, reason: str, json_loader: str) -> None:

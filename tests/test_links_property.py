@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomasto.pagination import parse_links
+from aiomasto.pagination import parse_links, read_links
 
 # URL references as servers send them: no '<', '>' or whitespace inside.
 url_chars = st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="<>\"'")
@@ -60,3 +60,30 @@ def test_garbage_after_valid_links_does_not_lose_them(
     for url, rel in entries:
         if rel not in [r for _, r in entries[: entries.index((url, rel))]]:
             assert links[rel] == url
+
+
+@st.composite
+def headers_with_rel_less_links(draw: st.DrawFn) -> tuple[str, list[tuple[str, str | None]]]:
+    """Link headers in which some links have no rel (or an empty one)."""
+    entries = draw(st.lists(st.tuples(urls, st.none() | rels), min_size=1, max_size=6))
+    parts = []
+    for url, rel in entries:
+        if rel is None:
+            parts.append(f"<{url}>" + draw(st.sampled_from(["", ";", '; title="x"', '; rel=""'])))
+        else:
+            parts.append(f'<{url}>; rel="{rel}"')
+    return ", ".join(parts), entries
+
+
+@given(headers_with_rel_less_links())
+def test_links_without_rel_are_counted_but_relate_to_nothing(
+    case: tuple[str, list[tuple[str, str | None]]],
+) -> None:
+    header, entries = case
+    expected: dict[str, str] = {}
+    for url, rel in entries:
+        if rel is not None:
+            expected.setdefault(rel, url)
+    links, count = read_links(header)
+    assert links == expected == parse_links(header)
+    assert count == len(entries)  # every link was read: the header is not broken

@@ -10,7 +10,7 @@ from yarl import URL
 
 import aiomasto
 from aiomasto._protocol import RawResponse, error_for, is_token_rejection, redact_url
-from aiomasto.pagination import parse_links
+from aiomasto.pagination import parse_links, read_links
 from aiomasto.ratelimit import RateLimit, parse_reset, parse_retry_after
 
 NGINX_502 = b"""<html>
@@ -209,3 +209,77 @@ def test_parse_links(header: str, expected: dict[str, str] | None) -> None:
         assert links["next"] == "https://a/p?max_id=2"
     else:
         assert {k: v for k, v in links.items() if k in ("next", "prev")} == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "links", "count"),
+    [
+        # From Mastodon's docs: a link whose rel was lost relates to nothing.
+        ("<https://mastodon.example/api/v1/accounts/1/followers?since_id=9>;", {}, 1),
+        ("<https://a/p?since_id=9>", {}, 1),
+        ('<https://a/p?since_id=9>; title="x"', {}, 1),
+        ('<https://a/p?since_id=9>; rel=""', {}, 1),
+        ('<https://a/p?since_id=9>;, <https://a/p?max_id=2>; rel="next"', {"next": "/p"}, 2),
+        ('<https://a/p?max_id=2>; rel="next", <https://a/p?since_id=9>', {"next": "/p"}, 2),
+        ("<>; rel=next", {}, 0),
+        ("garbage", {}, 0),
+        ('; rel="next"', {}, 0),
+        ("", {}, 0),
+    ],
+)
+def test_a_link_without_a_rel_is_no_link(header: str, links: dict[str, str], count: int) -> None:
+    parsed, read = read_links(header)
+    assert {rel: URL(target).path for rel, target in parsed.items()} == links
+    assert read == count
+    assert parse_links(header) == parsed
+
+
+VALIDATION_422 = (
+    b'{"error":"Validation failed: Email can\'t be blank","details":{"email":[{"error":'
+    b'"ERR_BLANK","description":"can\'t be blank"}],"agreement":[{"error":"ERR_ACCEPTED",'
+    b'"description":"must be accepted"}]}}'
+)
+
+
+def test_validation_details_are_read_into_the_error() -> None:
+    exc = error_for(response(422, VALIDATION_422), oauth=False)
+    assert type(exc) is aiomasto.Unprocessable
+    assert exc.error == "Validation failed: Email can't be blank"
+    assert exc.details == {
+        "email": (aiomasto.ErrorDetail(error="ERR_BLANK", description="can't be blank"),),
+        "agreement": (aiomasto.ErrorDetail(error="ERR_ACCEPTED", description="must be accepted"),),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "details"),
+    [
+        (b'{"error":"x","details":"junk"}', "x", {}),
+        (b'{"error":"x","details":[{"error":"ERR_BLANK"}]}', "x", {}),
+        (b'{"error":"x","details":null}', "x", {}),
+        (b'{"error":"x","details":{"a":[{"error":"E"},7,"s"],"b":{}}}', "x", {"a": ("E",)}),
+        (b'{"error":"x","details":{"a":[{"description":"no code"}]}}', "x", {}),
+        (b'{"error":{"nested":"object"}}', None, {}),
+        (b'{"error":null,"error_description":"d"}', None, {}),
+        (b"[]", None, {}),
+        (b'"Validation failed"', None, {}),
+        (b"null", None, {}),
+        (b"422", None, {}),
+        (b"<html><body>Unprocessable</body></html>", None, {}),
+        (b"\xff\xfe{", None, {}),
+        (b'{"error":"trunc', None, {}),
+        (b"[" * 100_000 + b"]" * 100_000, None, {}),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, None, {}),
+        (b'{"error":"x","details":' + b"[" * 50_000 + b"]" * 50_000 + b"}", None, {}),
+    ],
+)
+@pytest.mark.parametrize("status", [401, 422, 500])
+def test_any_error_body_maps_by_status_and_keeps_what_it_can(
+    body: bytes, error: str | None, details: dict[str, tuple[str, ...]], status: int
+) -> None:
+    exc = error_for(response(status, body), oauth=False)
+    expected = {401: aiomasto.Unauthorized, 422: aiomasto.Unprocessable, 500: aiomasto.ServerError}
+    assert type(exc) is expected[status]
+    assert exc.status == status
+    assert exc.error == error
+    assert {k: tuple(d.error for d in v) for k, v in exc.details.items()} == details
