@@ -289,8 +289,11 @@ def decode(cls: type[T], data: Any, **context: Any) -> T:
         )
     try:
         return converter.structure(data, cls)
-    except Exception:
-        raise _fail(cls, data, context) from None
+    except Exception:  # noqa: S110 - explained below, outside the handler
+        pass
+    # Raised outside the handler: the exception being handled would stay attached as
+    # __context__, and it may quote the data (a token answer holds a secret).
+    raise _fail(cls, data, context)
 
 
 def decode_list(cls: type[T], data: Any, **context: Any) -> list[T]:
@@ -318,8 +321,9 @@ def decode_items(
     hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
     try:
         return [hook(item, cls) for item in data], ()
-    except Exception:
-        return _decode_each(cls, data, hook, skip_undecodable, context)
+    except Exception:  # noqa: S110 - the item-by-item pass names the item and field
+        pass
+    return _decode_each(cls, data, hook, skip_undecodable, context)
 
 
 def _decode_each(
@@ -334,11 +338,13 @@ def _decode_each(
     for index, item in enumerate(data):
         try:
             items.append(hook(item, cls))
-        except Exception:
-            problem = _fail_item(cls, item, index, context)
-            if not skip_undecodable:
-                raise problem from None
-            skipped.append(problem)
+            continue
+        except Exception:  # noqa: S110 - explained below, outside the handler
+            pass
+        problem = _fail_item(cls, item, index, context)
+        if not skip_undecodable:
+            raise problem  # outside the handler: no __context__ quoting the item
+        skipped.append(problem)
     return items, tuple(skipped)
 
 
@@ -349,14 +355,16 @@ def loads(body: bytes, entity: str, **context: Any) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # orjson refuses more than 1024 levels of nesting with a ValueError; the stdlib's
         # parser recurses until Python's recursion limit stops it.
-        excerpt = body[:120].decode("utf-8", "replace")
         if isinstance(exc, RecursionError) or "depth limit" in str(exc):
             reason = "JSON nested too deeply"
         elif not body.strip():
             reason = "empty body"
         else:
             reason = f"invalid or truncated JSON ({exc})"
-        raise DecodeError(reason, entity=entity, body_excerpt=excerpt, **context) from None
+    # Raised outside the handler: the parser's exception keeps the whole body (``doc``), and
+    # as __context__ it would show a token answer to any traceback printer.
+    excerpt = body[:120].decode("utf-8", "replace")
+    raise DecodeError(reason, entity=entity, body_excerpt=excerpt, **context)
 
 
 def decode_json(cls: type[T], body: bytes, **context: Any) -> T:

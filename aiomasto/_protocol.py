@@ -7,7 +7,7 @@ samples. The transport hands over a :class:`RawResponse`; the Session calls
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from attrs import Factory, field, frozen
 from yarl import URL
 
 from ._converter import decode_json
+from ._redact import redact
 from .entities import Error
 from .errors import DecodeError, HTTPError, OAuthError, RateLimited, error_class_for
 from .ratelimit import RateLimit, parse_retry_after
@@ -42,7 +43,7 @@ class RawResponse:
     url: URL
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes = field(repr=False)  # may hold a token (an /oauth/token answer)
     ratelimit: RateLimit | None = field(
         default=Factory(lambda self: RateLimit.from_headers(self.headers), takes_self=True)
     )
@@ -79,21 +80,33 @@ def _error_body(body: bytes) -> Error | None:
         return None
 
 
-def error_for(response: RawResponse, *, oauth: bool, now: datetime | None = None) -> HTTPError:
+def error_for(
+    response: RawResponse,
+    *,
+    oauth: bool,
+    now: datetime | None = None,
+    secrets: Iterable[str] = (),
+) -> HTTPError:
     """The exception for an error response.
 
     ``oauth`` marks the OAuth endpoints, whose 4xx JSON bodies carry an RFC 6749 code and become
     :class:`OAuthError`. Everything else maps by status, whatever the body is (an nginx HTML
-    page, Mastodon's HTML 404, nothing at all).
+    page, Mastodon's HTML 404, nothing at all). ``secrets`` are the values the request carried
+    (token, client secret): the server's words are masked where they echo one.
     """
     body = _error_body(response.body)
     error = body.error if body else None
+    description = body.error_description if body else None
+    secrets = tuple(secrets)
+    if secrets:
+        error = None if error is None else redact(error, secrets)
+        description = None if description is None else redact(description, secrets)
     fields: dict[str, Any] = {
         "status": response.status,
         "method": response.method,
         "url": redact_url(response.url),
         "error": error,
-        "error_description": body.error_description if body else None,
+        "error_description": description,
         "details": body.details if body else None,
         "request_id": response.request_id,
         "headers": response.headers,

@@ -24,9 +24,7 @@ __all__ = ["MASK", "Secret", "redact"]
 
 MASK = "[redacted]"
 
-_KEYS = (
-    r"access_token|refresh_token|id_token|client_secret|code_verifier|password|token|code"
-)
+_KEYS = r"access_token|refresh_token|id_token|client_secret|code_verifier|password|token|code"
 _KEYED = re.compile(
     rf"""(?ix)
     (?P<key>

@@ -109,7 +109,11 @@ class Requester:
                     self.limiter.observe(bucket, response)
                 if response.status < 300:
                     return response
-                failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
+                failure = error_for(
+                    response,
+                    oauth=response.url.path.startswith("/oauth/"),
+                    secrets=_secrets(form, token),
+                )
                 if isinstance(failure, RateLimited) and self.limiter.policy != "raise":
                     limited += 1
                     if limited <= _MAX_RATE_LIMITED:
@@ -207,6 +211,14 @@ class Requester:
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, form = "GET", None
         return response
+
+
+def _secrets(form: Mapping[str, str] | None, token: Token | None) -> list[str]:
+    """What the request carried that the answer must not quote back."""
+    found: list[str] = [value for value in (form or {}).values() if isinstance(value, Secret)]
+    if token is not None:
+        found.append(token.access_token)
+    return found
 
 
 async def _call(result: Awaitable[None] | None) -> None:

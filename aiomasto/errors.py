@@ -51,6 +51,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._redact import redact
+
 if TYPE_CHECKING:
     from .entities import ErrorDetail
 
@@ -216,14 +218,16 @@ class DecodeError(MastodonError):
         if field and field.startswith("["):
             where = f"{entity}{field}"
         context = f" ({method} {url})" if url else ""
-        super().__init__(f"cannot decode {where}: {message}{context}")
+        # A body can hold a secret (a truncated token answer): neither message nor excerpt
+        # may quote it.
+        super().__init__(redact(f"cannot decode {where}: {message}{context}"))
         self.entity = entity
         self.field = field
         self.method = method
         self.url = url
         self.status = status
         self.request_id = request_id
-        self.body_excerpt = body_excerpt
+        self.body_excerpt = redact(body_excerpt)
         self.index = index
 
 
@@ -251,8 +255,9 @@ class HTTPError(MastodonError):
         self.status = status
         self.method = method
         self.url = url
-        self.error = error
-        self.error_description = error_description
+        # The server's words can echo what it was sent, a client secret or a token among them.
+        self.error = None if error is None else redact(error)
+        self.error_description = None if error_description is None else redact(error_description)
         self.request_id = request_id
         self.headers: Mapping[str, str] = headers if headers is not None else {}
         self.details: Mapping[str, tuple[ErrorDetail, ...]] = details if details else {}

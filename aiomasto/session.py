@@ -249,9 +249,15 @@ class Session:
             form=client_credentials_form(app, application),
             idempotent=True,  # the server hands back the same token (token reuse)
         )
-        token = decode_json(Token, response.body, **response.context())
-        log.info("obtained an app token for %r on %s", app.name, self.instance)
-        return token
+        try:
+            token = decode_json(Token, response.body, **response.context())
+        except DecodeError as exc:
+            failure = exc
+        else:
+            log.info("obtained an app token for %r on %s", app.name, self.instance)
+            return token
+        # Without the decoder's frames: their locals hold the answer, and with it the token.
+        raise failure.with_traceback(None)
 
     async def _register_and_save(self, app: App, key: StoreKey) -> Application:
         application = await self._register(app)
