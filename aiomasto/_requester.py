@@ -48,17 +48,19 @@ _NOTABLE_WAIT = 5.0
 _WINDOWS = {"api": "API ", "paging": "paging ", "registration": "app registration "}
 
 
-class _Deadline:
-    """When a call must be over, on the event loop's clock.
+class _Call:
+    """What one call has used so far: its deadline, and the rate-limit windows it sat out.
 
-    It covers every attempt and the backoff between them; rate-limit waits push it back by
-    their length, since ``max_wait`` bounds them on their own.
+    The deadline (on the event loop's clock) covers every attempt and the backoff between
+    them; rate-limit waits push it back by their length, since ``max_wait`` bounds them on
+    their own.
     """
 
     def __init__(self, total: float | None) -> None:
         self._loop = asyncio.get_running_loop()
         self.total = total
         self.at = None if total is None else self._loop.time() + total
+        self.windows_waited = 0  # waits for a spent window or a 429, not pacing
 
     def left(self) -> float | None:
         return None if self.at is None else self.at - self._loop.time()
@@ -139,7 +141,7 @@ class Requester:
         owner = token.access_token if token else ""
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
         timeout = timeout or self._timeout
-        deadline = _Deadline(timeout.total)
+        call = _Call(timeout.total)
         # aiohttp's own total would restart with every attempt: the deadline replaces it.
         per_attempt = aiohttp.ClientTimeout(
             connect=timeout.connect,
@@ -155,7 +157,7 @@ class Requester:
             attempt += 1
             if bucket is not None:
                 try:
-                    refused = await self._take_budget(bucket, kind, method, url, deadline)
+                    refused = await self._take_budget(bucket, kind, method, url, call)
                 except RequestTimeout as exc:
                     exc.attempts = attempt - 1
                     raise
@@ -163,7 +165,7 @@ class Requester:
                     raise self._too_long(refused, method, url, failure, sent=attempt - 1)
             try:
                 response = await self._attempt(
-                    bucket, method, url, form=form, token=token, timeout=per_attempt, at=deadline
+                    bucket, method, url, form=form, token=token, timeout=per_attempt, call=call
                 )
             except TransportError as exc:
                 failure = exc
@@ -173,7 +175,7 @@ class Requester:
                 failure = error_for(response, oauth=response.url.path.startswith("/oauth/"))
                 if isinstance(failure, RateLimited) and self.limiter.policy != "raise":
                     limited += 1
-                    if await self._hold(bucket, kind, response, failure, limited, deadline):
+                    if await self._hold(bucket, kind, response, failure, limited, call):
                         continue
                 if response.status not in self._retry.statuses:
                     # Includes a 429 that outlasted every wait: the server is not just busy.
@@ -181,7 +183,7 @@ class Requester:
                     raise failure
             delay = self._retry.delay(attempt, self._rng)
             out_of_budget = backed_off + delay > self._retry.budget
-            left = deadline.left()
+            left = call.left()
             out_of_time = left is not None and delay >= left
             if not retryable or attempt >= self._retry.attempts or out_of_budget or out_of_time:
                 failure.attempts = attempt
@@ -199,7 +201,7 @@ class Requester:
         form: Mapping[str, str] | None,
         token: Token | None,
         timeout: aiohttp.ClientTimeout,
-        at: _Deadline,
+        call: _Call,
     ) -> RawResponse:
         """One exchange within what is left of the deadline, holding the bucket's slot.
 
@@ -207,16 +209,16 @@ class Requester:
         error, a foreign redirect, the deadline, a cancelled task).
         """
         try:
-            deadline = asyncio.timeout_at(at.at)
+            limit = asyncio.timeout_at(call.at)
             try:
-                async with deadline:
+                async with limit:
                     response = await self._exchange(
                         method, url, form=form, token=token, timeout=timeout
                     )
             except TimeoutError:
-                if not deadline.expired():
+                if not limit.expired():
                     raise
-                raise self._deadline_passed(method, url, at) from None
+                raise self._deadline_passed(method, url, call) from None
         except BaseException:
             if bucket is not None:
                 self.limiter.release(bucket)
@@ -225,9 +227,9 @@ class Requester:
             self.limiter.observe(bucket, response)
         return response
 
-    def _deadline_passed(self, method: str, url: URL, at: _Deadline) -> RequestTimeout:
+    def _deadline_passed(self, method: str, url: URL, call: _Call) -> RequestTimeout:
         return RequestTimeout(
-            f"no answer within the call's deadline of {at.total:g} s",
+            f"no answer within the call's deadline of {call.total:g} s",
             method=method,
             url=redact_url(url),
         )
@@ -239,11 +241,11 @@ class Requester:
         response: RawResponse,
         failure: RateLimited,
         times: int,
-        deadline: _Deadline,
+        call: _Call,
     ) -> bool:
         """After a 429: hold this request (and, through its bucket, every other) until the
         server allows, and say whether to send it again."""
-        if kind == "registration" and times > 1:
+        if kind == "registration" and call.windows_waited:
             return False  # a registration waits out one announced reset, never more
         if times > _MAX_RATE_LIMITED:
             return False
@@ -258,7 +260,7 @@ class Requester:
         seconds = max(1.0, told if told is not None else fallback)
         if seconds > self._max_wait:
             return False
-        await self._pause("rate_limited", seconds, failure.method, response.url, None, deadline)
+        await self._pause("rate_limited", seconds, failure.method, response.url, None, call)
         return True
 
     def _too_long(
@@ -274,8 +276,13 @@ class Requester:
                 method=method,
                 url=redact_url(url),
                 error=(
-                    f"the rate limit allows this request in {seconds:.0f} s, more than max_wait "
-                    f"({self._max_wait:g} s); it was not sent"
+                    f"the rate limit allows this request in {seconds:.0f} s, "
+                    + (
+                        f"more than max_wait ({self._max_wait:g} s)"
+                        if seconds > self._max_wait
+                        else "and an app registration sits out one window at most"
+                    )
+                    + "; it was not sent"
                 ),
             )
         error.reset, error.retry_after = ends, seconds
@@ -292,7 +299,7 @@ class Requester:
             await _call(self._on_retry(event))
 
     async def _take_budget(
-        self, bucket: Bucket, kind: str | None, method: str, url: URL, deadline: _Deadline
+        self, bucket: Bucket, kind: str | None, method: str, url: URL, call: _Call
     ) -> float | None:
         """Wait until this request may go, holding a slot of the bucket once it returns.
 
@@ -301,26 +308,27 @@ class Requester:
         deadline; waiting for the window does not.
         """
         while True:
-            if deadline.passed():
-                raise self._deadline_passed(method, url, deadline)
+            if call.passed():
+                raise self._deadline_passed(method, url, call)
             delay, reason = self.limiter.reserve(bucket)
             if delay is None:
                 # The request that probes the budget answers first.
                 try:
-                    async with asyncio.timeout_at(deadline.at):
+                    async with asyncio.timeout_at(call.at):
                         await bucket.heard.wait()
                 except TimeoutError:
-                    raise self._deadline_passed(method, url, deadline) from None
+                    raise self._deadline_passed(method, url, call) from None
                 continue
             if reason is None:
                 return None
             if reason != "pacing":
-                if delay > self._max_wait:
-                    return delay
-                await self._pause(reason, delay, method, url, bucket, deadline, kind)
+                if delay > self._max_wait or (kind == "registration" and call.windows_waited):
+                    return delay  # a registration sits out one window at most
+                call.windows_waited += 1
+                await self._pause(reason, delay, method, url, bucket, call, kind)
                 continue
             try:
-                await self._pause(reason, delay, method, url, bucket, deadline, kind)
+                await self._pause(reason, delay, method, url, bucket, call, kind)
             except BaseException:
                 self.limiter.release(bucket)  # the paced slot was taken: give it back
                 raise
@@ -333,7 +341,7 @@ class Requester:
         method: str,
         url: URL,
         bucket: Bucket | None,
-        deadline: _Deadline,
+        call: _Call,
         kind: str | None = None,
     ) -> None:
         """Sleep for the rate limit; the first task to meet a wait reports it, once."""
@@ -359,11 +367,11 @@ class Requester:
         if news and seconds >= 1.0 and self._on_wait is not None:
             event = Waiting(reason=reason, seconds=seconds, method=method, url=shown, kind=kind)
             await _call(self._on_wait(event))
-        started = deadline.now()
+        started = call.now()
         try:
             await self._sleep(seconds)
         finally:
-            deadline.push_back(deadline.now() - started)
+            call.push_back(call.now() - started)
 
     async def _exchange(
         self,
