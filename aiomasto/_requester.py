@@ -344,22 +344,37 @@ class Requester:
         call: _Call,
         kind: str | None = None,
     ) -> None:
-        """Sleep for the rate limit; the first task to meet a wait reports it, once."""
+        """Sleep for the rate limit; the first task to meet a wait reports it, once.
+
+        A long wait is logged at INFO, once: a spent window or a 429 when the first task meets
+        it, a slow pace once per window.
+        """
         shown = redact_url(url)
         if bucket is None or reason == "pacing":
             news = True  # a paced request waits for its own slot
         else:
             news = self.limiter.first_to_wait(bucket, seconds)
         notable = news and seconds >= _NOTABLE_WAIT
+        window = _WINDOWS.get(kind or "", "")
+        now = self.limiter.clock()
         if notable and reason == "pacing" and bucket is not None:
-            notable = self.limiter.first_slow_pace(bucket)
-        if notable:
+            if self.limiter.first_slow_pace(bucket):
+                log.info(
+                    "pacing %srequests to %s: this one waits %.0f s; the window resets at %s",
+                    window,
+                    self.instance.host,
+                    seconds,
+                    _utc(bucket.reset_at or now).isoformat(timespec="seconds"),
+                )
+            else:
+                log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
+        elif notable:
             log.info(
                 "waiting %.0f s for the %srate limit of %s, until %s (%s)",
                 seconds,
-                _WINDOWS.get(kind or "", ""),
+                window,
                 self.instance.host,
-                _utc(self.limiter.clock() + seconds).isoformat(timespec="seconds"),
+                _utc(now + seconds).isoformat(timespec="seconds"),
                 reason.replace("_", " "),
             )
         else:

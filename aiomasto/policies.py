@@ -41,8 +41,10 @@ class Retry:
     A request is retried on a connection error, a timeout, or one of ``statuses`` (proxies'
     502/503/504 by default), up to ``attempts`` attempts in all, waiting
     ``min(max_backoff, backoff * 2 ** (n - 1))`` scaled by a random factor between 0.5 and 1
-    before retry ``n``, and never waiting more than ``budget`` seconds in total. Other POSTs
-    (e.g. app registration) are never retried: they could take effect twice.
+    before retry ``n``, never waiting more than ``budget`` seconds in total, and never past the
+    call's deadline (the ``total`` of the Session's ``timeout``): a backoff that would end
+    after it ends the call instead, with the last error. Other POSTs (e.g. app registration)
+    are never retried: they could take effect twice.
 
     Example::
 
