@@ -141,7 +141,7 @@ class Requester:
         owner = token.access_token if token else ""
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
         timeout = timeout or self._timeout
-        call = _Call(timeout.total)
+        call = _Call(timeout.total or None)  # like aiohttp, a total of 0 means none
         # aiohttp's own total would restart with every attempt: the deadline replaces it.
         per_attempt = aiohttp.ClientTimeout(
             connect=timeout.connect,
@@ -303,9 +303,9 @@ class Requester:
     ) -> float | None:
         """Wait until this request may go, holding a slot of the bucket once it returns.
 
-        Returns ``None`` when the slot is taken, or the seconds of a wait longer than
-        ``max_wait`` (no slot taken). Waiting for another request's answer counts against the
-        deadline; waiting for the window does not.
+        Returns ``None`` when the slot is taken, or the seconds of a wait refused (no slot
+        taken): one longer than ``max_wait``, or a registration's second window. Waiting for
+        another request's answer counts against the deadline; waiting for the window does not.
         """
         while True:
             if call.passed():
@@ -322,7 +322,9 @@ class Requester:
             if reason is None:
                 return None
             if reason != "pacing":
-                if delay > self._max_wait or (kind == "registration" and call.windows_waited):
+                if delay > self._max_wait:
+                    return delay
+                if kind == "registration" and call.windows_waited:
                     return delay  # a registration sits out one window at most
                 call.windows_waited += 1
                 await self._pause(reason, delay, method, url, bucket, call, kind)
@@ -355,20 +357,22 @@ class Requester:
         else:
             news = self.limiter.first_to_wait(bucket, seconds)
         notable = news and seconds >= _NOTABLE_WAIT
-        window = _WINDOWS.get(kind or "", "")
-        now = self.limiter.clock()
         if notable and reason == "pacing" and bucket is not None:
-            if self.limiter.first_slow_pace(bucket):
-                log.info(
-                    "pacing %srequests to %s: this one waits %.0f s; the window resets at %s",
-                    window,
-                    self.instance.host,
-                    seconds,
-                    _utc(bucket.reset_at or now).isoformat(timespec="seconds"),
-                )
-            else:
-                log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
-        elif notable:
+            notable = self.limiter.first_slow_pace(bucket)
+        window, now = _WINDOWS.get(kind or "", ""), self.limiter.clock()
+        if not notable:
+            log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
+        elif reason == "pacing":
+            log.info(
+                "pacing %srequests to %s: this one waits %.0f s; the window resets at %s",
+                window,
+                self.instance.host,
+                seconds,
+                _utc(bucket.reset_at if bucket and bucket.reset_at else now).isoformat(
+                    timespec="seconds"
+                ),
+            )
+        else:
             log.info(
                 "waiting %.0f s for the %srate limit of %s, until %s (%s)",
                 seconds,
@@ -377,8 +381,6 @@ class Requester:
                 _utc(now + seconds).isoformat(timespec="seconds"),
                 reason.replace("_", " "),
             )
-        else:
-            log.debug("waiting %.1f s before %s %s (%s)", seconds, method, shown, reason)
         if news and seconds >= 1.0 and self._on_wait is not None:
             event = Waiting(reason=reason, seconds=seconds, method=method, url=shown, kind=kind)
             await _call(self._on_wait(event))
