@@ -76,6 +76,7 @@ BUCKETS = [
     ("paging", "spent"),
     ("paging", "paced"),
     ("api", "headerless"),
+    ("api", "resetless"),
 ]
 
 
@@ -106,7 +107,12 @@ async def test_a_request_cancelled_at_any_point_gives_its_slot_back(
     async def on_wait(event: Waiting) -> None:
         await asyncio.sleep(0)  # one more place to be cancelled at
 
-    primes = {"unknown": 0, "known": 1, "spent": size, "paced": 1, "headerless": 1}[state]
+    primes = {"unknown": 0, "known": 1, "spent": size, "paced": 1, "headerless": 1}.get(state, 1)
+    # A window reported spent, with no word of when it resets: requests wait for the answers
+    # of those on their way (a server that sends no X-RateLimit-Reset).
+    resetless = Fault.json(
+        200, {"id": alice}, {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0"}
+    )
     cancelled = 0
     async with server.run() as url, aiohttp.ClientSession() as http:
         for turns in range(500):
@@ -123,6 +129,8 @@ async def test_a_request_cancelled_at_any_point_gives_its_slot_back(
                 # wakes at once), which real time never does: no wait is refused here for it.
                 max_wait=1e9,
             )
+            if state == "resetless":
+                server.inject(f"/api/v1/accounts/{alice}", resetless)
             async with session as masto:
                 for _ in range(primes):
                     async with asyncio.timeout(5):
