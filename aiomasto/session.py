@@ -103,19 +103,24 @@ class Session:
     :data:`~aiomasto.policies.RateLimitPolicy`). ``max_wait`` (default 960 s: Mastodon's
     15-minute paging window and a minute to spare, so a crawl rides it out) bounds every
     rate-limit wait: one that would be longer (a reset hours or years ahead, a huge
-    ``Retry-After``) raises :class:`~aiomasto.RateLimited` at once, with ``reset`` and
-    ``retry_after`` saying when the request may go. A rate-limit wait of 5 s or more is logged
-    once at INFO (the window, and when the wait ends); ``on_wait`` is called once per wait,
-    not once per task it holds.
+    ``Retry-After``) raises :class:`~aiomasto.RateLimited` at once, its ``reset`` and
+    ``retry_after`` saying when the request may go; ``pace`` spreads a window that resets
+    later than ``max_wait`` over ``max_wait``. ``Retry-After`` counts only as whole seconds or
+    an HTTP date, and a 429 holds its window for a second at least, whatever it says. An app
+    registration answered 429 sits out one announced reset at most, then raises. A rate-limit
+    wait of 5 s or more is logged once at INFO (the window, and when the wait ends);
+    ``on_wait`` is called once per wait, not once per task it holds.
 
     Idempotent requests are retried on connection errors, timeouts and 502/503/504 as
     ``retry`` says (``NO_RETRY`` to turn it off). ``timeout`` is the default for every request
     (an ``aiohttp.ClientTimeout``; default 10 s to connect, 30 s of silence while reading, 60 s
     in all): ``connect`` and ``sock_read`` bound each attempt, and ``total`` is the deadline of
-    the whole request, its retries and the backoff between them included (an attempt gets at
-    most what is left; then :class:`~aiomasto.RequestTimeout`). Rate-limit waits are not
-    counted in it: ``max_wait`` bounds them. Time spent waiting for another task's request to
-    report the budget first is counted. ``total=None`` means no deadline.
+    the whole request, its retries and the backoff between them included. An attempt gets at
+    most what is left of it (then :class:`~aiomasto.RequestTimeout`), and no retry starts whose
+    backoff would end past it (the last error is raised). Rate-limit waits are not counted:
+    ``max_wait`` bounds them; waiting for another task's request to report the budget first
+    is. ``total=None`` means no deadline. (Obtaining or renewing the token is a request of its
+    own, with its own deadline.)
 
     ``on_wait`` and ``on_retry`` are told before the Session sleeps for a rate limit or retries
     (plain or async callables); ``clock`` and ``sleep`` can be replaced in tests.
