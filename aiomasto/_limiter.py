@@ -301,12 +301,6 @@ class RateLimiter:
         bucket.pace_announced = bucket.reset_at
         return True
 
-    def reset_time(self, bucket: Bucket | None) -> float | None:
-        """When the bucket's window resets (local clock), if known and still ahead."""
-        if bucket is None or bucket.reset_at is None or bucket.reset_at <= self.clock():
-            return None
-        return bucket.reset_at
-
 
 def _true_reset(report: RateLimit, raw: str) -> RateLimit:
     if report.reset is None or not _MASTODON_RESET.search(raw.strip()):
