@@ -28,7 +28,8 @@ __all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_TIMEOUT", "Transport"]
 log = logging.getLogger("aiomasto")
 
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=10, sock_read=30)
-"""Connect within 10 s, no 30 s silence while reading, 60 s for the whole exchange."""
+"""Connect within 10 s and no 30 s of silence while reading, per attempt; 60 s for the whole
+call, its retries and their backoff included (the Requester keeps that deadline)."""
 
 
 DEFAULT_MAX_RESPONSE_SIZE = 16 * 1024 * 1024

@@ -10,6 +10,11 @@ A bucket knows the window's limit, an estimate of what is left (the server's las
 what was sent since) and when the window resets, on the local clock (corrected for a skewed
 server clock with the ``Date`` header). Until a bucket has heard from the server, one request
 goes at a time, so fifty tasks starting together cannot burst past a budget nobody knows yet.
+
+Every slot a request takes (:meth:`RateLimiter.reserve`) is given back exactly once, by
+:meth:`RateLimiter.observe` when its answer arrives or :meth:`RateLimiter.release` when none
+will (a transport error, a cancelled task): a slot never given back would hold every later
+request of its bucket forever.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from yarl import URL
 
 from ._protocol import RawResponse
 from .policies import RateLimitPolicy, WaitReason
-from .ratelimit import RateLimit
+from .ratelimit import RateLimit, parse_retry_after
 
-__all__ = ["Bucket", "RateLimiter", "request_kind"]
+__all__ = ["Bucket", "RateLimiter", "request_kind", "retry_after", "server_skew"]
 
 # Mastodon writes the reset as the request time plus the rest of the window, so its fraction
 # is the request's microseconds (mastodon-api.md §8.2); its windows are whole seconds aligned
@@ -40,6 +45,14 @@ _MASTODON_RESET = re.compile(r"\.\d{6}Z$")
 _RESET_MARGIN = 0.05
 # Skew below this is the Date header's one-second resolution, not a wrong clock.
 _SKEW_TOLERANCE = 1.5
+# A skew beyond this is a broken Date header (1970, a typo'd year), not a clock: trusting it
+# would move every reset by years. Real misconfigured clocks (a wrong time zone) stay within.
+_ABSURD_SKEW = 86_400.0
+# However the server says "come back now" (Retry-After: 0, a date in the past), a throttled
+# bucket waits at least this long: a 429 answered at once with the next request is a storm.
+_SHORTEST_HOLD = 1.0
+# Waits of one bucket that end within this of each other are one wait, reported once.
+_SAME_WAIT = 1.0
 _PAGING_PARAMS = frozenset({"max_id", "since_id", "min_id", "page"})
 
 Clock = Callable[[], float]
@@ -69,7 +82,20 @@ def server_skew(headers: Mapping[str, str], now: float) -> float:
     except (TypeError, ValueError):
         return 0.0
     skew = server_now - now
-    return skew if abs(skew) > _SKEW_TOLERANCE else 0.0
+    return skew if _SKEW_TOLERANCE < abs(skew) <= _ABSURD_SKEW else 0.0
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait from a valid ``Retry-After``; ``None`` when absent or not valid.
+
+    An HTTP date is the server's clock, so it is read against the server's ``Date`` (when
+    that is sane) rather than ours.
+    """
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    server_now = datetime.fromtimestamp(now + server_skew(headers, now), UTC)
+    return parse_retry_after(value, server_now)
 
 
 class Bucket:
@@ -86,6 +112,8 @@ class Bucket:
         self.blocked_until = 0.0  # the server said not to come back before this
         self.in_flight = 0  # requests sent and not answered yet
         self.heard = asyncio.Event()  # set (and replaced) whenever one of them is answered
+        self.announced_until = 0.0  # the end of the last wait reported (on_wait, the log)
+        self.pace_announced: float | None = None  # the window whose slow pace was reported
 
     def answered(self) -> None:
         """One request in flight got its answer: wake everyone waiting for news."""
@@ -154,11 +182,15 @@ class RateLimiter:
 
     Pure bookkeeping with an injected clock: :meth:`reserve` returns the seconds to wait
     (``0`` to go now, ``None`` to wait for the probe request's answer), and the Session sleeps.
+    ``max_wait`` bounds pacing: what is left of a window is spread over the window's time
+    left, or over ``max_wait`` when the window resets later than that, so no paced request
+    waits longer. (Longer waits for a spent window or a 429 are the Session's to refuse.)
     """
 
-    def __init__(self, policy: RateLimitPolicy, clock: Clock) -> None:
+    def __init__(self, policy: RateLimitPolicy, clock: Clock, *, max_wait: float = math.inf):
         self.policy = policy
         self.clock = clock
+        self.max_wait = max_wait
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.latest: RateLimit | None = None
 
@@ -202,8 +234,11 @@ class RateLimiter:
         if self.policy != "pace" or bucket.reset_at is None:
             return 0.0, None
         slot = max(now, bucket.next_slot)
-        # Spread what is left evenly over the time left, counting this request.
-        interval = max(0.0, bucket.reset_at - slot) / (bucket.remaining + 1)
+        # Spread what is left evenly over the time left, counting this request; a window that
+        # resets later than max_wait from now (a day-long family limit, a reset in 2100) is
+        # spread over max_wait instead, so the slots given out never lie further ahead.
+        horizon = min(bucket.reset_at, now + self.max_wait)
+        interval = max(0.0, horizon - slot) / (bucket.remaining + 1)
         bucket.next_slot = slot + interval
         return slot - now, "pacing"
 
@@ -215,32 +250,56 @@ class RateLimiter:
         if report is not None:
             self.latest = report
             report = _true_reset(report, headers.get("X-RateLimit-Reset", ""))
-        if status == 429 and "Retry-After" in headers:
+        if status == 429 and retry_after(headers, now) is not None:
             # An overloaded server's own word on when to come back (GoToSocial) wins over its
             # window numbers: rate_limited() holds the bucket for that long.
             bucket.answered()
             return
         bucket.observe(report, status=status, skew=server_skew(headers, now))
 
-    def rate_limited(self, bucket: Bucket, *, retry_after: float | None, fallback: float) -> None:
+    def rate_limited(self, bucket: Bucket, *, retry_after: float | None, fallback: float) -> bool:
         """After a 429, hold every request of the bucket until the server allows again.
 
-        That is ``retry_after`` seconds when the server sent ``Retry-After``, else the window's
-        reset when it is known and still ahead (the window is spent), else ``fallback`` seconds.
+        That is ``retry_after`` seconds when the server sent a valid ``Retry-After``, else the
+        window's reset when it is known and still ahead (the window is spent), else
+        ``fallback`` seconds; never less than a second. Returns whether the server said when
+        (``Retry-After`` or a reset ahead), as opposed to a guessed ``fallback``.
         """
         now = self.clock()
+        known = True
         if retry_after is not None:
-            until = now + retry_after
+            until = now + max(retry_after, _SHORTEST_HOLD)
         elif bucket.reset_at is not None and bucket.reset_at + _RESET_MARGIN > now:
             bucket.remaining = 0
-            until = bucket.reset_at + _RESET_MARGIN
+            until = max(bucket.reset_at + _RESET_MARGIN, now + _SHORTEST_HOLD)
         else:
-            until = now + fallback  # never hammer a server whose reset is already past
+            # Never hammer a server whose reset is unknown or already past.
+            until, known = now + max(fallback, _SHORTEST_HOLD), False
         bucket.blocked_until = max(bucket.blocked_until, until)
+        return known
 
     def release(self, bucket: Bucket) -> None:
-        """The request got no answer (transport error)."""
+        """The request holding a slot will get no answer: a transport error, or cancelled."""
         bucket.answered()
+
+    def first_to_wait(self, bucket: Bucket, seconds: float) -> bool:
+        """Whether a wait of ``seconds`` is news: the first task to meet it reports it.
+
+        A spent window or a 429 holds every task of the bucket until the same moment; that is
+        one wait, reported once, however many tasks sit it out.
+        """
+        until = self.clock() + seconds
+        if until <= bucket.announced_until + _SAME_WAIT:
+            return False
+        bucket.announced_until = until
+        return True
+
+    def first_slow_pace(self, bucket: Bucket) -> bool:
+        """Whether this is the first slow paced wait of the bucket's current window."""
+        if bucket.pace_announced == bucket.reset_at:
+            return False
+        bucket.pace_announced = bucket.reset_at
+        return True
 
 
 def _true_reset(report: RateLimit, raw: str) -> RateLimit:

@@ -24,7 +24,9 @@ RateLimitPolicy = Literal["wait", "raise", "pace"]
 """``wait``: on a 429, sleep until the window resets (or ``Retry-After``) and retry; also hold
 back requests once the window's budget is spent. ``raise``: raise :class:`~aiomasto.RateLimited`
 with the reset time and how long to wait. ``pace``: spread the remaining budget over the time
-left in the window, so a long crawl never meets a 429."""
+left in the window (or over the Session's ``max_wait``, when the window resets later than
+that), so a long crawl never meets a 429. Under ``wait`` and ``pace`` no wait is longer than
+``max_wait``: a longer one raises :class:`~aiomasto.RateLimited` instead."""
 
 
 def _positive(_: object, attribute: object, value: float) -> None:
@@ -39,8 +41,10 @@ class Retry:
     A request is retried on a connection error, a timeout, or one of ``statuses`` (proxies'
     502/503/504 by default), up to ``attempts`` attempts in all, waiting
     ``min(max_backoff, backoff * 2 ** (n - 1))`` scaled by a random factor between 0.5 and 1
-    before retry ``n``, and never waiting more than ``budget`` seconds in total. Other POSTs
-    (e.g. app registration) are never retried: they could take effect twice.
+    before retry ``n``, never waiting more than ``budget`` seconds in total, and never past the
+    call's deadline (the ``total`` of the Session's ``timeout``): a backoff that would end
+    after it ends the call instead, with the last error. Other POSTs (e.g. app registration)
+    are never retried: they could take effect twice.
 
     Example::
 
@@ -73,13 +77,21 @@ class Waiting:
     """Reported to ``on_wait`` before the Session sleeps for a rate limit (1 s or more).
 
     ``reason`` is ``"rate_limited"`` (the server answered 429), ``"budget_spent"`` (no request
-    left in the window) or ``"pacing"``; ``seconds`` is how long; ``url`` the request held back.
+    left in the window) or ``"pacing"``; ``seconds`` is how long; ``url`` the request held back;
+    ``kind`` the server's window it waits for (``"api"``, ``"paging"``, ``"registration"``, or
+    ``None`` outside ``/api``).
+
+    A spent window or a 429 holds every task of its window until the same moment: that is one
+    wait, reported once (with the request of the first task to meet it), however many tasks
+    sit it out. Under ``pace`` each request waits for a slot of its own, and each such wait is
+    reported.
     """
 
     reason: WaitReason
     seconds: float
     method: str
     url: str
+    kind: str | None = None
 
 
 @frozen(kw_only=True)

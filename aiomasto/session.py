@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -54,6 +55,11 @@ log = logging.getLogger("aiomasto")
 T = TypeVar("T")
 
 DEFAULT_RETRY = Retry()
+# Mastodon's longest window a crawler meets is the paging one (300 per 15 minutes): a crawl
+# that spent it must sit out up to 900 s. A minute on top covers a skewed clock and the
+# reset's margin; anything longer (a reset in 2100, a day-long family limit) is not a wait
+# to sleep through unannounced.
+DEFAULT_MAX_WAIT = 960.0
 
 
 class Session:
@@ -73,11 +79,30 @@ class Session:
 
     Rate limits are read from every response and shared by all tasks using the Session;
     ``rate_limit`` picks the policy (``"wait"``, ``"raise"`` or ``"pace"``, see
-    :data:`~aiomasto.policies.RateLimitPolicy`). Idempotent requests are retried on connection
-    errors, timeouts and 502/503/504 as ``retry`` says (``NO_RETRY`` to turn it off).
+    :data:`~aiomasto.policies.RateLimitPolicy`). ``max_wait`` (default 960 s: Mastodon's
+    15-minute paging window and a minute to spare, so a crawl rides it out) bounds every
+    rate-limit wait: one that would be longer (a reset hours or years ahead, a huge
+    ``Retry-After``) raises :class:`~aiomasto.RateLimited` at once, its ``reset`` and
+    ``retry_after`` saying when the request may go; ``pace`` spreads a window that resets
+    later than ``max_wait`` over ``max_wait``. ``Retry-After`` counts only as whole seconds or
+    an HTTP date, and a 429 holds its window for a second at least, whatever it says. An app
+    registration answered 429 sits out one announced reset at most, then raises. A rate-limit
+    wait of 5 s or more is logged once at INFO (the window, and when the wait ends);
+    ``on_wait`` is called once per wait, not once per task it holds.
+
+    Idempotent requests are retried on connection errors, timeouts and 502/503/504 as
+    ``retry`` says (``NO_RETRY`` to turn it off). ``timeout`` is the default for every request
+    (an ``aiohttp.ClientTimeout``; default 10 s to connect, 30 s of silence while reading, 60 s
+    in all): ``connect`` and ``sock_read`` bound each attempt, and ``total`` is the deadline of
+    the whole request, its retries and the backoff between them included. An attempt gets at
+    most what is left of it (then :class:`~aiomasto.RequestTimeout`), and no retry starts whose
+    backoff would end past it (the last error is raised). Rate-limit waits are not counted:
+    ``max_wait`` bounds them; waiting for another task's request to report the budget first
+    is. ``total=None`` means no deadline. (Obtaining or renewing the token is a request of its
+    own, with its own deadline.)
+
     ``on_wait`` and ``on_retry`` are told before the Session sleeps for a rate limit or retries
-    (plain or async callables). ``timeout`` is the default for every request; ``clock`` and
-    ``sleep`` can be replaced in tests.
+    (plain or async callables); ``clock`` and ``sleep`` can be replaced in tests.
 
     Example::
 
@@ -101,6 +126,7 @@ class Session:
         user_agent: str | None = None,
         allow_insecure_http: bool = False,
         rate_limit: RateLimitPolicy = "wait",
+        max_wait: float = DEFAULT_MAX_WAIT,
         retry: Retry = DEFAULT_RETRY,
         on_wait: WaitHook | None = None,
         on_retry: RetryHook | None = None,
@@ -123,6 +149,8 @@ class Session:
             raise ConfigurationError(
                 f"rate_limit must be 'wait', 'raise' or 'pace', not {rate_limit!r}"
             )
+        if not 0 <= max_wait < math.inf:
+            raise ConfigurationError(f"max_wait must be a number of seconds >= 0, not {max_wait!r}")
         self._transport = Transport(
             http=http,
             timeout=timeout,
@@ -133,8 +161,10 @@ class Session:
         self._requester = Requester(
             self.instance,
             self._transport,
-            RateLimiter(rate_limit, clock),
+            RateLimiter(rate_limit, clock, max_wait=max_wait),
             retry=retry,
+            timeout=timeout,
+            max_wait=max_wait,
             on_wait=on_wait,
             on_retry=on_retry,
             sleep=sleep,

@@ -11,9 +11,10 @@ import pytest
 from yarl import URL
 
 from aiomasto import Retry
-from aiomasto._limiter import Bucket, RateLimiter, request_kind, server_skew
+from aiomasto._limiter import Bucket, RateLimiter, request_kind, retry_after, server_skew
 from aiomasto._protocol import RawResponse
 from aiomasto.policies import RateLimitPolicy
+from aiomasto.ratelimit import RateLimit, parse_retry_after
 
 T0 = 1_786_000_000.0
 
@@ -349,3 +350,125 @@ def test_requests_still_on_their_way_count_against_the_next_window() -> None:
     rl.reserve(bucket)
     # the server may count the three in the new window: 10 - 3, less the one just taken
     assert bucket.remaining == 6
+
+
+# -- hostile headers (issue 8, point 7) --------------------------------------------------------
+
+NOW = datetime.fromtimestamp(T0, UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("999999999", 999999999.0),
+        ("9" * 5000, 1e10),  # int() would refuse it; still "far too long"
+        (format_datetime(datetime.fromtimestamp(T0 + 90, UTC), usegmt=True), 90.0),
+        (format_datetime(datetime.fromtimestamp(T0 - 90, UTC), usegmt=True), 0.0),
+        ("Sun Nov  6 08:49:37 1994", 0.0),  # asctime, in the past
+        ("-5", None),
+        ("+5", None),
+        ("2.5", None),
+        ("nan", None),
+        ("inf", None),
+        ("-inf", None),
+        ("1e309", None),
+        ("0x10", None),
+        ("٣", None),  # a digit, but not an ASCII one
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_retry_after_is_delay_seconds_or_an_http_date_and_nothing_else(
+    value: str, seconds: float | None
+) -> None:
+    assert parse_retry_after(value, NOW) == seconds
+
+
+def test_an_http_date_retry_after_is_read_against_the_servers_date() -> None:
+    ahead = T0 + 3600  # the server's clock is an hour fast
+    headers = {
+        "Date": format_datetime(datetime.fromtimestamp(ahead, UTC), usegmt=True),
+        "Retry-After": format_datetime(datetime.fromtimestamp(ahead + 30, UTC), usegmt=True),
+    }
+    assert retry_after(headers, T0) == pytest.approx(30.0)
+    far = retry_after({"Retry-After": "Fri, 01 Jan 2100 00:00:00 GMT"}, T0)
+    assert far is not None
+    assert far > 2e9  # seventy-odd years: for the Session to refuse, not to sleep
+    assert retry_after({"Retry-After": "nan"}, T0) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "-5"},
+        {"X-RateLimit-Limit": "1_000", "X-RateLimit-Remaining": "5"},
+        {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "1e3"},
+    ],
+)
+def test_rate_limit_numbers_are_plain_digits(headers: dict[str, str]) -> None:
+    assert RateLimit.from_headers(headers) is None
+
+
+@pytest.mark.parametrize(
+    ("offset", "skew"),
+    [
+        (3 * 3600.0, 3 * 3600.0),  # a clock hours off (a wrong time zone): corrected
+        (-20 * 3600.0, -20 * 3600.0),
+        (-T0, 0.0),  # Date: 1970
+        (2 * 86_400.0, 0.0),  # two days ahead: a broken header, not a clock
+        (-(T0 - 86_400.0 * 365 * 10), 0.0),
+    ],
+)
+def test_an_absurd_skew_is_ignored(offset: float, skew: float) -> None:
+    date = format_datetime(datetime.fromtimestamp(T0 + offset, UTC), usegmt=True)
+    assert server_skew({"Date": date}, T0) == pytest.approx(skew)
+
+
+@pytest.mark.parametrize("told", [0.0, 0.2, None])
+def test_a_429_holds_the_bucket_for_a_second_at_least(told: float | None) -> None:
+    rl, _ = limiter()
+    bucket = rl.bucket("", "api")
+    rl.reserve(bucket)
+    observe(rl, bucket, {}, 429)
+    known = rl.rate_limited(bucket, retry_after=told, fallback=0.0)
+    assert known is (told is not None)
+    delay, reason = rl.reserve(bucket)
+    assert reason == "rate_limited"
+    assert delay == pytest.approx(1.0)
+
+
+def test_pace_spreads_a_far_window_over_max_wait_only() -> None:
+    clock = Clock()
+    rl = RateLimiter("pace", clock, max_wait=960.0)
+    bucket = rl.bucket("tok", "paging")
+    rl.reserve(bucket)
+    observe(rl, bucket, headers(300, 299, T0 + 89 * 86_400), 200)
+    slots = []
+    for _ in range(299):
+        delay, reason = rl.reserve(bucket)
+        assert delay is not None
+        slots.append(delay)
+    assert max(slots) <= 960.0
+    assert slots[1] == pytest.approx(960.0 / 299, rel=0.01)  # not 89 days / 299
+    delay, reason = rl.reserve(bucket)
+    assert reason == "budget_spent"  # spent until 2026 + 89 days: for the Session to refuse
+    assert delay is not None
+    assert delay > 960.0
+
+
+def test_one_wait_is_news_once_however_many_tasks_meet_it() -> None:
+    rl, clock = limiter()
+    bucket = rl.bucket("tok", "api")
+    rl.reserve(bucket)
+    observe(rl, bucket, headers(3, 0, T0 + 60), 200)
+    delays = [rl.reserve(bucket)[0] for _ in range(10)]
+    assert [rl.first_to_wait(bucket, d) for d in delays if d is not None] == [True] + [False] * 9
+    clock.now = T0 + 60.1
+    answered(bucket)
+    observe(rl, bucket, headers(3, 0, T0 + 120), 200)
+    delay, _ = rl.reserve(bucket)
+    assert delay is not None
+    assert rl.first_to_wait(bucket, delay)  # the next window's wait is news again

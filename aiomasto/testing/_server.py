@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from email.utils import formatdate
 
 import attrs
 from aiohttp import web
@@ -712,12 +713,15 @@ class FakeMastodon:
         if link is not None and rewrite is not None:
             response.headers["Link"] = rewrite(link)
         response.headers["X-Request-Id"] = str(uuid.uuid4())
+        # The Date header tells the time of the server's own clock (the one its windows use).
+        response.headers.setdefault("Date", formatdate(self._clock(), usegmt=True))
         return response
 
     async def _serve_fault(
         self, request: web.Request, params: Params, fault: Fault, status: int
     ) -> web.StreamResponse:
         headers = dict(fault.headers)
+        headers.setdefault("Date", formatdate(self._clock(), usegmt=True))
         if fault.content_type is not None:
             headers["Content-Type"] = fault.content_type
         if fault.window_headers:
