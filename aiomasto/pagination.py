@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from attrs import frozen
 from yarl import URL
 
-from .errors import DecodeError, MastodonError, PaginationError
+from .errors import ConfigurationError, DecodeError, MastodonError, PaginationError, UsageError
 from .ratelimit import RateLimit
 
 __all__ = ["Direction", "Page", "Paginator", "parse_links"]
@@ -195,10 +195,10 @@ class Paginator(Generic[T]):
         max_pages: int | None = None,
     ) -> None:
         if direction not in ("next", "prev"):
-            raise ValueError(f"direction must be 'next' or 'prev', not {direction!r}")
+            raise ConfigurationError(f"direction must be 'next' or 'prev', not {direction!r}")
         for name, value in (("max_items", max_items), ("max_pages", max_pages)):
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1")
+            if value is not None and (type(value) is not int or value < 1):
+                raise ConfigurationError(f"{name} must be a whole number of at least 1")
         self._fetch = fetch
         self._start = start
         self._direction: Direction = direction
@@ -222,9 +222,13 @@ class Paginator(Generic[T]):
 
     def resume(self, cursor: str) -> Paginator[T]:
         """A new walk of the same endpoint and settings, starting at a saved ``cursor``."""
-        if URL(cursor).path != URL(self._start).path:
-            raise ValueError(
-                f"cursor {cursor!r} belongs to another endpoint than {URL(self._start).path!r}"
+        try:
+            path = URL(cursor).path if isinstance(cursor, str) else None
+        except ValueError:
+            path = None
+        if path != URL(self._start).path:
+            raise ConfigurationError(
+                f"cursor {cursor!r} is not a page of this endpoint ({URL(self._start).path!r})"
             )
         return Paginator(
             self._fetch,
@@ -253,7 +257,7 @@ class Paginator(Generic[T]):
         never more), so the network's time overlaps yours.
         """
         if self._started:
-            raise RuntimeError("a Paginator walks once; use resume(cursor) for another walk")
+            raise UsageError("a Paginator walks once; use resume(cursor) for another walk")
         self._started = True
         recent: deque[str] = deque(maxlen=_RECENT_CURSORS)
         seen: set[str] = set()

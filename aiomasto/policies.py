@@ -16,6 +16,8 @@ from typing import Literal
 
 from attrs import field, frozen
 
+from .errors import ConfigurationError
+
 __all__ = ["NO_RETRY", "RateLimitPolicy", "Retry", "Retrying", "Waiting"]
 
 WaitReason = Literal["rate_limited", "budget_spent", "pacing"]
@@ -31,7 +33,7 @@ that), so a long crawl never meets a 429. Under ``wait`` and ``pace`` no wait is
 
 def _positive(_: object, attribute: object, value: float) -> None:
     if value < 0:
-        raise ValueError(f"{getattr(attribute, 'name', 'value')} must not be negative")
+        raise ConfigurationError(f"{getattr(attribute, 'name', 'value')} must not be negative")
 
 
 @frozen(kw_only=True)
@@ -60,7 +62,7 @@ class Retry:
 
     def __attrs_post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
+            raise ConfigurationError("attempts must be at least 1")
 
     def delay(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""

@@ -459,7 +459,7 @@ class Session:
 
     def followers(
         self,
-        account_id: str,
+        account_id: str | int,
         *,
         limit: int | None = None,
         direction: Direction = "next",
@@ -487,7 +487,7 @@ class Session:
 
     def following(
         self,
-        account_id: str,
+        account_id: str | int,
         *,
         limit: int | None = None,
         direction: Direction = "next",
@@ -502,7 +502,7 @@ class Session:
 
     async def followers_page(
         self,
-        account_id: str,
+        account_id: str | int,
         *,
         limit: int | None = None,
         cursor: str | None = None,
@@ -521,7 +521,7 @@ class Session:
 
     async def following_page(
         self,
-        account_id: str,
+        account_id: str | int,
         *,
         limit: int | None = None,
         cursor: str | None = None,
@@ -537,7 +537,7 @@ class Session:
     def _relationships(
         self,
         kind: str,
-        account_id: str,
+        account_id: str | int,
         limit: int | None,
         direction: Direction,
         max_items: int | None,

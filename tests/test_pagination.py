@@ -120,7 +120,7 @@ async def test_resume_mid_page_repeats_at_most_that_page(server: FakeMastodon) -
 async def test_resume_refuses_a_cursor_of_another_endpoint(server: FakeMastodon) -> None:
     star = server.add_account("star")
     async with Session(base(server), app=APP) as masto:
-        with pytest.raises(ValueError, match="another endpoint"):
+        with pytest.raises(ValueError, match="not a page of this endpoint"):
             masto.followers(star).resume(f"/api/v1/accounts/{star}/following?max_id=5")
 
 

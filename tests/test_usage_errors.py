@@ -92,3 +92,30 @@ async def test_bad_arguments_are_mastodon_errors_and_python_errors_too(
 def test_the_error_tree_is_exported() -> None:
     assert issubclass(aiomasto.UsageError, aiomasto.MastodonError)
     assert issubclass(aiomasto.ResponseTooLarge, aiomasto.TransportError)
+
+
+async def test_paginator_misuse_is_a_mastodon_error(server: FakeMastodon) -> None:
+    alice = server.add_account("alice")
+    server.add_followers(alice, 3)
+    async with Session(url(server), app=APP) as masto, asyncio.timeout(5):
+        with pytest.raises(ConfigurationError) as bad_limit:
+            masto.followers(alice, max_items=0)
+        assert isinstance(bad_limit.value, ValueError)
+        with pytest.raises(ConfigurationError):
+            masto.followers(alice, direction="sideways")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            masto.followers(alice).resume("http://[::1")
+        pager = masto.followers(int(alice))
+        assert len([a async for a in pager]) == 3
+        with pytest.raises(UsageError) as twice:
+            async for _ in pager:
+                pass
+        assert isinstance(twice.value, RuntimeError)
+
+
+@pytest.mark.parametrize(
+    "settings", [{"attempts": 0}, {"backoff": -1.0}, {"budget": -5.0}, {"max_backoff": -1.0}]
+)
+def test_bad_retry_settings_are_configuration_errors(settings: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError):
+        aiomasto.Retry(**settings)  # type: ignore[arg-type]
