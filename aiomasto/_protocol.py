@@ -111,7 +111,8 @@ def error_for(
         "request_id": response.request_id,
         "headers": response.headers,
     }
-    if oauth and 400 <= response.status < 500 and error is not None:
+    # A 429 is a rate limit wherever it comes from (a proxy may throttle /oauth too).
+    if oauth and 400 <= response.status < 500 and response.status != 429 and error is not None:
         return OAuthError(**fields)
     cls = error_class_for(response.status, error)
     if cls is RateLimited:

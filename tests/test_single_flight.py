@@ -119,3 +119,23 @@ async def test_a_cancelled_waiter_does_not_cancel_the_attempt_for_the_others(
     assert all(r.name == APP.name for r in results)
     assert first.cancelled()
     assert server.count("POST", "/oauth/token") == 1
+
+
+async def test_a_throttled_token_endpoint_is_a_rate_limit_not_an_oauth_error(
+    server: FakeMastodon,
+) -> None:
+    throttled = Fault.json(429, {"error": "Too many requests"}, headers={"Retry-After": "3"})
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    server.inject("/oauth/token", throttled)
+    async with Session(url(server), app=APP, rate_limit="raise") as masto, asyncio.timeout(5):
+        with pytest.raises(aiomasto.RateLimited) as info:
+            await masto.authenticate()
+    assert info.value.retry_after == 3
+    server.inject("/oauth/token", throttled)
+    async with Session(url(server), app=APP, sleep=sleep) as masto, asyncio.timeout(5):
+        await masto.authenticate()
+    assert slept == [3]
