@@ -128,6 +128,40 @@ async def test_processes_sharing_a_file_create_the_record_once(tmp_path: Path) -
     assert await JsonFileTokenStore(path).load(KEY) == registered(saver)
 
 
+_HOLDER = """
+import asyncio, sys
+from aiomasto.stores import JsonFileTokenStore, StoreKey
+
+async def main(path: str) -> None:
+    async with JsonFileTokenStore(path).lock(StoreKey(instance="https://m.example", app="A")):
+        print("inside", flush=True)
+        sys.stdin.readline()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_process_killed_inside_the_section_leaves_the_lock_free(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLDER,
+        str(path),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert holder.stdout is not None
+    async with asyncio.timeout(20):
+        assert await holder.stdout.readline() == b"inside\n"
+        assert not directory_is_free(tmp_path)
+        holder.kill()
+        assert await holder.wait() == -9
+        assert await create_once(JsonFileTokenStore(path), "after")
+
+
 async def test_tasks_create_the_record_once(store: TokenStore) -> None:
     async with asyncio.timeout(20):
         created = await asyncio.gather(*(create_once(store, f"task-{i}") for i in range(20)))
@@ -347,3 +381,42 @@ async def test_store_lock_of_a_store_without_a_lock_excludes_nothing() -> None:
 
     assert await store.load(KEY) == registered("one")
     assert not store.lock.locked()
+
+
+def test_a_store_outlives_an_event_loop_that_gave_up_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    store = JsonFileTokenStore(path)
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline() == b"inside\n"
+
+        async def give_up() -> None:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.05), store.lock(KEY):
+                    pytest.fail("entered a section another process holds")
+
+        asyncio.run(give_up())  # its wait goes on in a thread after the loop is gone
+
+        def release() -> None:
+            assert holder.stdin is not None
+            holder.stdin.write(b"go\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=20) == 0
+
+        async def use_again() -> bool:
+            async with asyncio.timeout(20):
+                waiting = asyncio.create_task(create_once(store, "second loop"))
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                await asyncio.to_thread(release)
+                return await waiting
+
+        assert asyncio.run(use_again())
+    assert directory_is_free(tmp_path)

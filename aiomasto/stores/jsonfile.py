@@ -459,7 +459,9 @@ class _LockRequest:
             self.future.set_exception(error)
 
     def adopt(self) -> bool:
-        """Take over a wait still in progress; ``False`` if it is over."""
+        """Take over a wait still in progress; ``False`` if it is over (or of another loop)."""
+        if self._loop is not asyncio.get_running_loop():
+            return False  # its thread releases the lock by itself: nobody there wants it
         with self._mutex:
             if self._finished:
                 return False
