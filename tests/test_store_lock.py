@@ -69,6 +69,10 @@ def directory_lock_probe(directory: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
 def directory_is_free(directory: Path) -> bool:
     with directory_lock_probe(directory) as free:
         return free
@@ -420,3 +424,34 @@ def test_a_store_outlives_an_event_loop_that_gave_up_waiting(tmp_path: Path) -> 
 
         assert asyncio.run(use_again())
     assert directory_is_free(tmp_path)
+
+
+async def test_a_cancelled_save_inside_the_section_finishes_before_the_section_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "credentials.json"
+    store = JsonFileTokenStore(path)
+    writing = threading.Event()
+    go_on = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:  # a slow disk, in the middle of the write
+        writing.set()
+        assert go_on.wait(10)
+        real_fsync(fd)
+
+    async with asyncio.timeout(10), store.lock(KEY):
+        monkeypatch.setattr("aiomasto.stores.jsonfile.os.fsync", slow_fsync)
+        saving = asyncio.create_task(store.save(KEY, registered("cancelled")))
+        await asyncio.to_thread(writing.wait, 10)
+        saving.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not saving.done()  # the write is still going on: the section must wait
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await saving
+        monkeypatch.undo()
+        assert await store.load(KEY) == registered("cancelled")
+    assert directory_is_free(tmp_path)
+    assert names(tmp_path) == ["credentials.json"]
