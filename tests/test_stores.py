@@ -538,3 +538,322 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
         for i in range(30):
             key = StoreKey(instance="https://m.example", app=f"{who}-{i}")
             assert await store.load(key) == Credentials(), key
+
+
+# Leftovers of interrupted saves (issue 8, point 12)
+
+# Saves, then stops inside the write (after the temporary file has its content, before the
+# rename) and tells the parent, which kills it or lets it go on by a line on stdin.
+_PAUSED_SAVE = """
+import asyncio, os, sys
+from aiomasto.entities import Token
+from aiomasto.stores import Credentials, JsonFileTokenStore, StoreKey
+
+real_fsync = os.fsync
+paused = False
+
+def fsync(fd):
+    global paused
+    real_fsync(fd)
+    if not paused:
+        paused = True
+        print("writing", flush=True)
+        sys.stdin.readline()
+
+os.fsync = fsync
+key = StoreKey(instance="https://mastodon.example", app="Relationship Mapper", account=sys.argv[2])
+token = Token(access_token=sys.argv[3])
+asyncio.run(JsonFileTokenStore(sys.argv[1]).save(key, Credentials(token=token)))
+print("saved", flush=True)
+"""
+
+
+async def start_paused_save(path: Path, account: str, token: str) -> asyncio.subprocess.Process:
+    """A process stopped in the middle of saving ``token`` (it holds the directory lock)."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PAUSED_SAVE,
+        str(path),
+        account,
+        token,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert child.stdout is not None
+    async with asyncio.timeout(20):
+        assert await child.stdout.readline() == b"writing\n"
+    return child
+
+
+def temporaries(path: Path) -> list[Path]:
+    return sorted(p for p in path.parent.iterdir() if p.name.startswith(f".{path.name}."))
+
+
+async def kill_mid_save(path: Path) -> Path:
+    """Kill -9 a process in the middle of a save; returns the temporary file it left."""
+    child = await start_paused_save(path, "alice", ACCESS_TOKEN + "-killed")
+    child.kill()
+    async with asyncio.timeout(10):
+        assert await child.wait() == -9
+    [leftover] = temporaries(path)
+    assert (ACCESS_TOKEN + "-killed").encode() in leftover.read_bytes()  # what is at stake
+    assert mode(leftover) == 0o600
+    return leftover
+
+
+@pytest.mark.parametrize("operation", ["load", "save", "delete"])
+async def test_a_save_killed_mid_write_leaves_nothing_after_the_next_use(
+    path: Path, operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials("-old"))
+    leftover = await kill_mid_save(path)
+    caplog.set_level(logging.INFO, logger=jsonfile.__name__)
+    store = JsonFileTokenStore(path)
+
+    async with asyncio.timeout(10):
+        if operation == "load":
+            assert await store.load(APP_KEY) == make_credentials("-old")
+        elif operation == "save":
+            await store.save(USER_KEY, make_credentials("-new"))
+        else:
+            await store.delete(APP_KEY)
+
+    assert names(path.parent) == ["credentials.json"]
+    assert any(
+        leftover.name in r.getMessage() and str(path) in r.getMessage() for r in caplog.records
+    )
+    assert_no_secret(caplog.text)
+    assert (ACCESS_TOKEN + "-killed") not in caplog.text
+
+
+async def test_only_this_files_stale_temporary_files_are_removed(path: Path) -> None:
+    directory = path.parent
+    ours = [".credentials.json.abcd_123.tmp", ".credentials.json.zzzzzzzz.tmp"]
+    others = [
+        ".other.json.abcd_123.tmp",  # another store's, in the same directory
+        ".credentials.json.abc.tmp",  # not a name mkstemp makes
+        ".credentials.json.abcd1234.tmp.bak",
+        ".credentials.json.ABCD1234.tmp",
+        "credentials.json.abcd1234.tmp",
+        ".credentials.json.abcd1234.tmp2",
+        ".credentials.jsonXabcd1234.tmp",
+        ".credentials.json.ab.d1234.tmp",
+    ]
+    for name in ours + others:
+        write(directory / name, ACCESS_TOKEN.encode())
+    os.mkdir(directory / ".credentials.json.dirdirdi.tmp")  # not a regular file
+    (directory / ".credentials.json.linklink.tmp").symlink_to(directory / others[0])
+
+    await JsonFileTokenStore(path).save(USER_KEY, make_credentials())
+
+    assert names(directory) == sorted(
+        [
+            "credentials.json",
+            *others,
+            ".credentials.json.dirdirdi.tmp",
+            ".credentials.json.linklink.tmp",
+        ]
+    )
+
+
+async def test_a_live_writers_temporary_file_is_never_removed(path: Path) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials("-app"))
+    writer = await start_paused_save(path, "bob", ACCESS_TOKEN + "-bob")
+    assert writer.stdin is not None
+    [live] = temporaries(path)
+    store = JsonFileTokenStore(path)
+
+    # A load cannot take the lock the writer holds, so it leaves the writer's file alone;
+    # a save waits for the writer to finish.
+    async with asyncio.timeout(10):
+        assert await store.load(APP_KEY) == make_credentials("-app")
+    assert temporaries(path) == [live]
+    save = asyncio.create_task(store.save(USER_KEY, make_credentials("-alice")))
+    done, _ = await asyncio.wait([save], timeout=0.2)
+    assert not done
+    assert temporaries(path) == [live]
+
+    writer.stdin.write(b"go\n")
+    async with asyncio.timeout(20):
+        assert writer.stdout is not None
+        assert await writer.stdout.readline() == b"saved\n"
+        assert await writer.wait() == 0
+        await save
+
+    bob = StoreKey(instance=INSTANCE, app="Relationship Mapper", account="bob")
+    fresh = JsonFileTokenStore(path)
+    assert await fresh.load(APP_KEY) == make_credentials("-app")
+    assert await fresh.load(USER_KEY) == make_credentials("-alice")
+    assert await fresh.load(bob) == Credentials(token=Token(access_token=ACCESS_TOKEN + "-bob"))
+    assert names(path.parent) == ["credentials.json"]
+
+
+# Permissions
+
+
+@pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o666, 0o660, 0o602], ids=oct)
+async def test_a_file_open_to_others_is_made_private_when_loaded(
+    path: Path, loose: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials())
+    os.chmod(path, loose)
+    caplog.set_level(logging.DEBUG)
+
+    async with asyncio.timeout(10):
+        loaded = await JsonFileTokenStore(path).load(APP_KEY)
+
+    assert loaded == make_credentials()
+    assert mode(path) == 0o600
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.levelno == logging.WARNING
+    assert str(path) in warning.getMessage()
+    assert f"{loose:04o}" in warning.getMessage()
+    assert "0600" in warning.getMessage()
+    assert_no_secret(caplog.text)
+
+
+async def test_a_private_file_is_left_as_it_is_and_quietly(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials())
+    os.chmod(path, 0o400)
+    caplog.set_level(logging.DEBUG)
+
+    assert await JsonFileTokenStore(path).load(APP_KEY) == make_credentials()
+
+    assert mode(path) == 0o400
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_file_that_cannot_be_made_private_is_read_with_a_warning(
+    path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await JsonFileTokenStore(path).save(APP_KEY, make_credentials())
+    os.chmod(path, 0o644)
+    caplog.set_level(logging.DEBUG)
+
+    def not_the_owner(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    # Not the owner: what a process sees for a file another user owns (this suite may run as
+    # root, for whom every chmod succeeds).
+    monkeypatch.setattr("aiomasto.stores.jsonfile.os.fchmod", not_the_owner)
+    async with asyncio.timeout(10):
+        loaded = await JsonFileTokenStore(path).load(APP_KEY)
+    monkeypatch.undo()
+
+    assert loaded == make_credentials()
+    assert mode(path) == 0o644
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.levelno == logging.WARNING
+    message = warning.getMessage()
+    assert str(path) in message
+    assert "0644" in message
+    assert "Operation not permitted" in message
+    assert_no_secret(caplog.text)
+
+
+# Symlinks
+
+
+async def test_a_dangling_symlink_at_the_path_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "vault" / "credentials.json"
+    link = tmp_path / "credentials.json"
+    link.symlink_to(target)
+    store = JsonFileTokenStore(link)
+
+    operations: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.load(USER_KEY),
+        lambda: store.save(USER_KEY, make_credentials()),
+        lambda: store.delete(USER_KEY),
+        lambda: enter(store.lock(USER_KEY)),
+    ]
+    for operation in operations:
+        with pytest.raises(TokenStoreError) as caught:
+            async with asyncio.timeout(10):
+                await operation()
+        message = str(caught.value)
+        assert str(link) in message
+        assert str(target) in message
+        assert "does not exist" in message
+        assert caught.value.path == str(link)
+        assert_no_secret_in_error(caught.value)
+
+    assert not (tmp_path / "vault").exists()
+    assert names(tmp_path) == ["credentials.json"]
+    assert link.is_symlink()
+
+
+async def test_a_dangling_symlink_on_the_way_is_refused(tmp_path: Path) -> None:
+    # A secrets directory linked to a volume that is not mounted.
+    (tmp_path / "secrets").symlink_to(tmp_path / "unmounted" / "secrets")
+    path = tmp_path / "secrets" / "relmap" / "credentials.json"
+    store = JsonFileTokenStore(path)
+
+    operations: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.load(USER_KEY),
+        lambda: store.save(USER_KEY, make_credentials()),
+    ]
+    for operation in operations:
+        with pytest.raises(TokenStoreError, match="does not exist") as caught:
+            async with asyncio.timeout(10):
+                await operation()
+        assert str(tmp_path / "secrets") in str(caught.value)
+
+    assert names(tmp_path) == ["secrets"]
+
+
+async def test_a_symlink_loop_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "credentials.json"
+    link.symlink_to(tmp_path / "other.json")
+    (tmp_path / "other.json").symlink_to(link)
+    store = JsonFileTokenStore(link)
+
+    operations: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.load(USER_KEY),
+        lambda: store.save(USER_KEY, make_credentials()),
+    ]
+    for operation in operations:
+        with pytest.raises(TokenStoreError, match="symbolic links") as caught:
+            async with asyncio.timeout(10):
+                await operation()
+        assert str(link) in str(caught.value)
+
+    assert link.is_symlink()
+    assert (tmp_path / "other.json").is_symlink()
+
+
+async def test_a_symlink_to_a_file_in_a_secrets_directory_keeps_working(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secrets = tmp_path / "secrets"
+    real = secrets / "relmap.json"
+    await JsonFileTokenStore(real).save(APP_KEY, make_credentials("-app"))
+    os.chmod(real, 0o640)
+    write(secrets / ".relmap.json.abcd1234.tmp", ACCESS_TOKEN.encode())  # a leftover
+    link = tmp_path / "config" / "credentials.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    store = JsonFileTokenStore(link)
+    caplog.set_level(logging.INFO)
+
+    async with asyncio.timeout(10):
+        assert await store.load(APP_KEY) == make_credentials("-app")
+        await store.save(USER_KEY, make_credentials("-user"))
+
+    assert link.is_symlink()
+    assert os.readlink(link) == str(real)
+    assert names(link.parent) == ["credentials.json"]
+    assert names(secrets) == ["relmap.json"]  # the leftover beside the real file is gone
+    assert mode(real) == 0o600
+    assert await JsonFileTokenStore(real).load(USER_KEY) == make_credentials("-user")
+    assert await JsonFileTokenStore(real).load(APP_KEY) == make_credentials("-app")
+    assert_no_secret(caplog.text)
+
+
+async def enter(section: Any) -> None:
+    async with section:
+        pass

@@ -2,7 +2,8 @@
 
 :class:`MemoryTokenStore` forgets everything when the process ends; :class:`JsonFileTokenStore`
 keeps records in one private JSON file. Any object with async ``load``, ``save`` and ``delete``
-methods is a :class:`TokenStore`.
+methods is a :class:`TokenStore`; a store that also offers ``lock(key)`` lets processes sharing
+it take turns over a check-then-create (:func:`store_lock`).
 
 Example::
 
@@ -10,7 +11,7 @@ Example::
     credentials = await store.load(StoreKey(instance="https://mastodon.example", app="relmap"))
 """
 
-from ._base import FORMAT_VERSION, Credentials, StoreKey, TokenStore
+from ._base import FORMAT_VERSION, Credentials, StoreKey, TokenStore, store_lock
 from .jsonfile import JsonFileTokenStore
 from .memory import MemoryTokenStore
 
@@ -21,4 +22,5 @@ __all__ = [
     "MemoryTokenStore",
     "StoreKey",
     "TokenStore",
+    "store_lock",
 ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Protocol, runtime_checkable
 
 from attrs import frozen
 
 from aiomasto.entities import Application, Token
 
-__all__ = ["FORMAT_VERSION", "Credentials", "StoreKey", "TokenStore"]
+__all__ = ["FORMAT_VERSION", "Credentials", "StoreKey", "TokenStore", "store_lock"]
 
 FORMAT_VERSION = 1
 """Version of the stored record layout; bumped when it changes incompatibly."""
@@ -71,6 +72,23 @@ class TokenStore(Protocol):
 
             async def delete(self, key: StoreKey) -> None:
                 self.data.pop(key, None)
+
+    A store may also offer ``lock(key)``, an async context manager whose body runs alone among
+    every user of the store for that key: other tasks, and for a store shared between
+    processes, other processes, wait at ``lock`` until it ends. A Session uses it (through
+    :func:`store_lock`) so that processes sharing one store register the app once between them.
+    Inside the body, the holder's own ``load``, ``save``, ``delete`` and ``lock`` calls on the
+    store must not wait for the holder (so they must not take a non-reentrant lock again), and
+    a task waiting at ``lock`` that is cancelled must leave the lock free for the others. Both
+    stores here offer it; a store without it still works, with no exclusion between processes.
+
+    Example, the check-then-create that the lock makes safe::
+
+        async with store_lock(store, key):
+            credentials = await store.load(key)
+            if credentials is None:
+                credentials = await register_and_get_token()   # only one caller gets here
+                await store.save(key, credentials)
     """
 
     async def load(self, key: StoreKey) -> Credentials | None:
@@ -84,3 +102,19 @@ class TokenStore(Protocol):
     async def delete(self, key: StoreKey) -> None:
         """Remove the record under ``key``; no error if there is none."""
         ...
+
+
+def store_lock(store: TokenStore, key: StoreKey) -> contextlib.AbstractAsyncContextManager[None]:
+    """``store.lock(key)`` if the store offers one, else a lock that excludes nothing.
+
+    Example::
+
+        async with store_lock(store, key):
+            if await store.load(key) is None:
+                await store.save(key, await obtain_credentials())
+    """
+    lock = getattr(store, "lock", None)
+    if callable(lock):
+        section: contextlib.AbstractAsyncContextManager[None] = lock(key)
+        return section
+    return contextlib.nullcontext()
