@@ -61,7 +61,14 @@ from .pagination import Page, Paginator, parse_links
 from .policies import NO_RETRY, RateLimitPolicy, Retry, Retrying, Waiting
 from .ratelimit import RateLimit
 from .session import Session
-from .stores import Credentials, JsonFileTokenStore, MemoryTokenStore, StoreKey, TokenStore
+from .stores import (
+    Credentials,
+    JsonFileTokenStore,
+    MemoryTokenStore,
+    StoreKey,
+    TokenStore,
+    store_lock,
+)
 
 __all__ = [
     "NO_RETRY",
@@ -116,4 +123,5 @@ __all__ = [
     "Waiting",
     "__version__",
     "parse_links",
+    "store_lock",
 ]

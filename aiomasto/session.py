@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -40,13 +39,7 @@ from .policies import (
     WaitHook,
 )
 from .ratelimit import RateLimit
-from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore
-
-
-def store_lock(store: TokenStore, key: StoreKey) -> contextlib.AbstractAsyncContextManager[None]:
-    lock = getattr(store, "lock", None)
-    return lock(key) if lock is not None else contextlib.nullcontext()
-
+from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore, store_lock
 
 __all__ = ["Session"]
 

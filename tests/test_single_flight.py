@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import aiomasto
-from aiomasto import App, MemoryTokenStore, Retry, Session, StoreKey
+from aiomasto import App, JsonFileTokenStore, MemoryTokenStore, Retry, Session, StoreKey
 from aiomasto.testing import FakeMastodon, Fault
 
 APP = App(name="Flight test")
@@ -139,3 +141,79 @@ async def test_a_throttled_token_endpoint_is_a_rate_limit_not_an_oauth_error(
     async with Session(url(server), app=APP, sleep=sleep) as masto, asyncio.timeout(5):
         await masto.authenticate()
     assert slept == [3]
+
+
+# -- processes sharing one JSON store file register once between them ---------------------------
+
+SESSION_PROCESS = """
+import asyncio, sys
+from pathlib import Path
+from aiomasto import App, JsonFileTokenStore, Session
+
+async def main() -> None:
+    url, store, ready, go = sys.argv[1:5]
+    Path(ready).touch()
+    while not Path(go).exists():  # every process starts at once
+        await asyncio.sleep(0.01)
+    async with Session(url, app=App(name="Flight test"), store=JsonFileTokenStore(store)) as m:
+        print((await m.verify_app()).name)
+
+asyncio.run(main())
+"""
+
+
+async def run_sessions_in_processes(server: FakeMastodon, store: Path, n: int) -> list[str]:
+    """``n`` processes open a Session on ``store`` together; what each printed."""
+    processes = []
+    for i in range(n):
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                SESSION_PROCESS,
+                url(server),
+                str(store),
+                str(store.parent / f"ready-{i}"),
+                str(store.parent / "go"),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        )
+    async with asyncio.timeout(30):
+        while not all((store.parent / f"ready-{i}").exists() for i in range(n)):  # noqa: ASYNC110 - other processes
+            await asyncio.sleep(0.01)
+        (store.parent / "go").touch()
+        outputs = [await p.communicate() for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
+    return [out.decode().strip() for out, _ in outputs]
+
+
+async def test_processes_sharing_a_store_file_register_once(
+    server: FakeMastodon, tmp_path: Path
+) -> None:
+    server.inject("/api/v1/apps", Fault.slow(0.3))  # the others arrive while it registers
+    printed = await run_sessions_in_processes(server, tmp_path / "credentials.json", 4)
+    assert printed == [APP.name] * 4
+    assert server.count("POST", "/api/v1/apps") == 1
+    assert server.count("POST", "/oauth/token") == 1
+
+
+async def test_processes_sharing_a_store_file_register_a_deleted_app_again_once(
+    server: FakeMastodon, tmp_path: Path
+) -> None:
+    path = tmp_path / "credentials.json"
+    store = JsonFileTokenStore(path)
+    key = StoreKey(instance=url(server), app=APP.name)
+    async with Session(url(server), app=APP, store=store) as masto:
+        await masto.authenticate()
+    stored = await store.load(key)
+    assert stored is not None
+    assert stored.app is not None
+    assert stored.app.client_id is not None
+    server.delete_app(stored.app.client_id)
+    await store.save(key, aiomasto.Credentials(app=stored.app))  # its token went with it
+    server.inject("/api/v1/apps", Fault.slow(0.3))
+    printed = await run_sessions_in_processes(server, path, 4)
+    assert printed == [APP.name] * 4
+    assert server.count("POST", "/api/v1/apps") == 2  # the first, and one for all four
+    assert server.count("POST", "/oauth/token") == 3  # first, refused once, the new app's
