@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
+from aiomasto import _converter
 from aiomasto.testing import FakeMastodon
 
 
@@ -15,3 +18,12 @@ async def server() -> AsyncIterator[FakeMastodon]:
     fake = FakeMastodon()
     async with fake.run():
         yield fake
+
+
+@pytest.fixture(params=["stdlib", "orjson"])
+def json_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once with the stdlib's ``json.loads`` and once with orjson's (``speedups``)."""
+    monkeypatch.setattr(
+        _converter, "_json_loads", json.loads if request.param == "stdlib" else orjson.loads
+    )
+    return str(request.param)

@@ -13,22 +13,10 @@ from typing import Any
 import pytest
 
 import aiomasto
-from aiomasto import _converter
 from aiomasto.testing import FakeMastodon, Fault
 
 APP = aiomasto.App(name="Crawler")
 JSON = "application/json; charset=utf-8"
-
-
-@pytest.fixture(params=["stdlib", "orjson"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test once with the stdlib's ``json.loads`` and once with orjson's."""
-    if request.param == "stdlib":
-        monkeypatch.setattr(_converter, "_json_loads", json.loads)
-    else:
-        orjson = pytest.importorskip("orjson")
-        monkeypatch.setattr(_converter, "_json_loads", orjson.loads)
-    return str(request.param)
 
 
 def url(server: FakeMastodon) -> str:
@@ -57,7 +45,7 @@ def moved_chain(depth: int) -> bytes:
 
 @DEEP_BODIES
 async def test_deeply_nested_json_in_a_page_is_a_decode_error(
-    server: FakeMastodon, parser: str, body: bytes
+    server: FakeMastodon, json_parser: str, body: bytes
 ) -> None:
     star = server.add_account("star")
     server.inject(followers_path(star), Fault.raw(200, body, JSON))
@@ -72,7 +60,7 @@ async def test_deeply_nested_json_in_a_page_is_a_decode_error(
 
 @pytest.mark.parametrize("depth", [1_020, 5_000])
 async def test_a_deep_moved_chain_is_a_decode_error(
-    server: FakeMastodon, parser: str, depth: int
+    server: FakeMastodon, json_parser: str, depth: int
 ) -> None:
     # orjson parses up to 1024 levels: then the structuring step must not recurse unchecked.
     alice = server.add_account("alice")
@@ -82,7 +70,9 @@ async def test_a_deep_moved_chain_is_a_decode_error(
             await masto.account(alice)
 
 
-async def test_a_moved_chain_of_reasonable_depth_decodes(server: FakeMastodon, parser: str) -> None:
+async def test_a_moved_chain_of_reasonable_depth_decodes(
+    server: FakeMastodon, json_parser: str
+) -> None:
     alice = server.add_account("alice")
     server.inject(f"/api/v1/accounts/{alice}", Fault.raw(200, moved_chain(50), JSON))
     async with aiomasto.Session(url(server), app=APP) as masto, asyncio.timeout(10):
@@ -98,7 +88,7 @@ async def test_a_moved_chain_of_reasonable_depth_decodes(server: FakeMastodon, p
     ("status", "cls"), [(401, aiomasto.Unauthorized), (500, aiomasto.ServerError)]
 )
 async def test_deeply_nested_error_bodies_still_map_by_status(
-    server: FakeMastodon, parser: str, body: bytes, status: int, cls: type[aiomasto.HTTPError]
+    server: FakeMastodon, json_parser: str, body: bytes, status: int, cls: type[aiomasto.HTTPError]
 ) -> None:
     alice = server.add_account("alice")
     token = server.issue_user_token(alice)
@@ -132,7 +122,7 @@ def serve_page_instead(
     server.inject(followers_path(star), Fault.json(200, items, headers=link), after=page, times=1)
 
 
-async def test_null_flags_do_not_stop_a_crawl(server: FakeMastodon, parser: str) -> None:
+async def test_null_flags_do_not_stop_a_crawl(server: FakeMastodon, json_parser: str) -> None:
     star = server.add_account("star")
     expected = server.add_followers(star, 100)[::-1]
     async with aiomasto.Session(url(server), app=APP) as masto, asyncio.timeout(10):
@@ -147,7 +137,7 @@ async def test_null_flags_do_not_stop_a_crawl(server: FakeMastodon, parser: str)
 
 
 async def test_an_undecodable_item_names_its_page_and_the_next(
-    server: FakeMastodon, parser: str
+    server: FakeMastodon, json_parser: str
 ) -> None:
     star = server.add_account("star")
     expected = server.add_followers(star, 100)[::-1]
@@ -173,7 +163,7 @@ async def test_an_undecodable_item_names_its_page_and_the_next(
 
 
 async def test_a_walk_can_skip_undecodable_items_and_say_so(
-    server: FakeMastodon, parser: str, caplog: pytest.LogCaptureFixture
+    server: FakeMastodon, json_parser: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     star = server.add_account("star")
     expected = server.add_followers(star, 100)[::-1]
@@ -203,7 +193,7 @@ async def test_a_walk_can_skip_undecodable_items_and_say_so(
 
 
 async def test_a_page_of_nothing_but_undecodable_items_does_not_end_the_walk(
-    server: FakeMastodon, parser: str
+    server: FakeMastodon, json_parser: str
 ) -> None:
     star = server.add_account("star")
     expected = server.add_followers(star, 100)[::-1]

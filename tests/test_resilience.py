@@ -11,6 +11,7 @@ import time
 
 import aiohttp
 import pytest
+from virtualtime import VirtualTime
 
 import aiomasto
 from aiomasto import NO_RETRY, App, Retry, Retrying, Session, Waiting
@@ -18,22 +19,6 @@ from aiomasto.testing import FakeMastodon, Fault, Limits
 
 APP = App(name="Resilient")
 QUICK = Retry(attempts=6, backoff=0.005, max_backoff=0.02)
-
-
-class VirtualTime:
-    """A client clock that sleeping moves forward, so waits of minutes take no time."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 def base(server: FakeMastodon) -> str:
