@@ -53,7 +53,7 @@ async def hostile(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
 
 
 async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(3600)
+    await asyncio.Event().wait()  # hangs until the test ends
 
 
 async def drips_the_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
