@@ -10,22 +10,24 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 class RawServer:
-    """A TCP server whose handler writes whatever bytes it likes; it counts connections."""
+    """A TCP server that reads a request head, then lets its handler write whatever bytes it
+    likes; ``requests`` counts the heads it read. One request per connection."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
-        self.connections = 0
+        self.requests = 0
         self.url = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
+            await reader.readuntil(b"\r\n\r\n")  # the request head; no body is needed
+            self.requests += 1
             await self.handler(reader, writer)
-        except (ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             self._tasks.discard(task)
@@ -45,8 +47,3 @@ class RawServer:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await server.wait_closed()
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """The request head (up to the blank line); bodies are not needed by these servers."""
-    return await reader.readuntil(b"\r\n\r\n")

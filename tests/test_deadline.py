@@ -9,12 +9,11 @@ not stretch a call past its deadline by retrying or by sending just enough to lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+from hostile import Handler, RawServer
 
 import aiomasto
 from aiomasto import NO_RETRY, Retry, Session
@@ -24,32 +23,6 @@ DEADLINE = 1.5
 SLACK = 1.0  # generous: the machine is shared; the old behaviour took seconds more
 TIGHT = aiohttp.ClientTimeout(total=DEADLINE, connect=1.0, sock_read=0.5)
 PATIENT = Retry(attempts=10, backoff=0.1, max_backoff=0.2, budget=60.0)
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def hostile(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
-    """A raw TCP server on a free loopback port; yields its URL and a list counting requests."""
-    seen: list[int] = []
-    writers: list[asyncio.StreamWriter] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            await reader.readuntil(b"\r\n\r\n")  # the request head
-            seen.append(1)
-            await handler(reader, writer)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -77,7 +50,8 @@ async def drips_the_headers(reader: asyncio.StreamReader, writer: asyncio.Stream
     "handler", [never_answers, drips_the_body, drips_the_headers], ids=lambda h: h.__name__
 )
 async def test_a_hostile_server_fails_the_call_within_its_deadline(handler: Handler) -> None:
-    async with hostile(handler) as (url, seen):
+    server = RawServer(handler)
+    async with server.run() as url:
         session = Session(url, access_token="t0ken", timeout=TIGHT, retry=PATIENT)
         async with session as masto:
             started = time.monotonic()
@@ -86,7 +60,7 @@ async def test_a_hostile_server_fails_the_call_within_its_deadline(handler: Hand
                     await masto.request("GET", "/api/v1/accounts/1")
             elapsed = time.monotonic() - started
     assert elapsed < DEADLINE + SLACK
-    assert len(seen) >= 1
+    assert server.requests >= 1
     assert "t0ken" not in str(info.value)
 
 
@@ -113,14 +87,15 @@ async def test_each_attempt_still_has_its_read_timeout() -> None:
     # No deadline at all: sock_read alone ends each silent attempt.
     no_deadline = aiohttp.ClientTimeout(total=None, sock_read=0.2)
     quick = Retry(attempts=2, backoff=0.01, max_backoff=0.01)
-    async with hostile(never_answers) as (url, seen):
+    server = RawServer(never_answers)
+    async with server.run() as url:
         session = Session(url, access_token="t", timeout=no_deadline, retry=quick)
         async with session as masto:
             with pytest.raises(aiomasto.RequestTimeout) as info:
                 async with asyncio.timeout(5):
                     await masto.request("GET", "/api/v1/accounts/1")
     assert info.value.attempts == 2
-    assert len(seen) == 2
+    assert server.requests == 2
 
 
 async def test_a_rate_limit_wait_does_not_count_against_the_deadline() -> None:
