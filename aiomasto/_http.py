@@ -15,6 +15,7 @@ import aiohttp
 from yarl import URL
 
 from ._protocol import RawResponse, redact_url
+from ._redact import Secret, redact
 from .errors import (
     ConnectionFailed,
     RequestTimeout,
@@ -163,16 +164,9 @@ class Transport:
         )
 
 
-def _describe(exc: aiohttp.ClientError, headers: Mapping[str, str], form: object) -> str:
+def _describe(
+    exc: aiohttp.ClientError, headers: Mapping[str, str], form: Mapping[str, str] | None
+) -> str:
     """What went wrong, without any secret that was part of the request."""
-    text = f"{type(exc).__name__}: {exc}"
-    secrets = [value.partition(" ")[2] for key, value in headers.items() if key == "Authorization"]
-    if isinstance(form, Mapping):
-        secrets += [str(form[key]) for key in _SECRET_FIELDS if form.get(key)]
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-_SECRET_FIELDS = ("client_secret", "token", "code", "code_verifier", "refresh_token", "password")
+    secrets = [v for v in (*headers.values(), *(form or {}).values()) if isinstance(v, Secret)]
+    return redact(f"{type(exc).__name__}: {exc}", secrets)
