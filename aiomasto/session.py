@@ -12,23 +12,23 @@ from typing import Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
+from attrs import evolve
 from yarl import URL
 
 from ._converter import decode_json, decode_json_items, decode_json_list
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
-from ._protocol import RawResponse, is_token_rejection
+from ._protocol import RawResponse
 from ._requester import Requester
-from ._singleflight import SingleFlight
+from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens, decode_token
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
-from .auth import App, client_credentials_form, registration_form, revoke_form
+from .auth import App, refresh_token_form
 from .entities import Account, Application, CredentialAccount, Relationship, Token
 from .errors import (
     ConfigurationError,
     DecodeError,
     HTTPError,
-    OAuthError,
     PaginationError,
 )
 from .pagination import Direction, Page, Paginator, read_links, relative_cursor
@@ -39,7 +39,7 @@ from .policies import (
     WaitHook,
 )
 from .ratelimit import RateLimit
-from .stores import Credentials, MemoryTokenStore, StoreKey, TokenStore, store_lock
+from .stores import MemoryTokenStore, StoreKey, TokenStore
 
 __all__ = ["Session"]
 
@@ -113,6 +113,7 @@ class Session:
         app: App | None = None,
         store: TokenStore | None = None,
         access_token: str | None = None,
+        account: str | int | None = None,
         http: aiohttp.ClientSession | None = None,
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
@@ -129,15 +130,31 @@ class Session:
         self.instance: URL = normalise_instance(instance, allow_insecure_http=allow_insecure_http)
         self._app = app
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
-        self._key = StoreKey(instance=str(self.instance), app=app.name) if app else None
         if access_token is not None and (type(access_token) is not str or not access_token.strip()):
             raise ConfigurationError("access_token must be a non-empty string (or left out)")
-        self._user_token = access_token is not None
-        self._token: Token | None = Token(access_token=access_token) if access_token else None
-        self._application: Application | None = None
-        self._loaded = access_token is not None or app is None
-        self._auth: SingleFlight[None] = SingleFlight()
-        self._registered_again = False
+        if account is not None and (app is None or access_token is not None):
+            raise ConfigurationError("account= needs app= (and no access_token=)")
+        app_key = StoreKey(instance=str(self.instance), app=app.name) if app else None
+        self._tokens: Tokens
+        if access_token is not None:
+            self._tokens = GivenToken(access_token, self._send, store=self._store, key=app_key)
+        elif app is not None and account is not None:
+            user_key = StoreKey(instance=str(self.instance), app=app.name, account=str(account))
+            self._tokens = UserTokens(
+                self._send, store=self._store, key=user_key, refresh=self._refresh, clock=clock
+            )
+        elif app is not None and app_key is not None:
+            self._tokens = AppTokens(
+                app, self._send, store=self._store, key=app_key, instance=str(self.instance)
+            )
+        else:
+            self._tokens = NoToken()
+        self._account = None if account is None else str(account)
+        self._store_key = (
+            None
+            if app_key is None
+            else StoreKey(instance=app_key.instance, app=app_key.app, account=self._account)
+        )
         if rate_limit not in ("wait", "raise", "pace"):
             raise ConfigurationError(
                 f"rate_limit must be 'wait', 'raise' or 'pace', not {rate_limit!r}"
@@ -164,7 +181,11 @@ class Session:
         )
 
     def __repr__(self) -> str:
-        mode = "user token" if self._user_token else "app" if self._app else "anonymous"
+        mode = {
+            GivenToken: "user token",
+            UserTokens: f"account {self._account}",
+            AppTokens: "app",
+        }.get(type(self._tokens), "anonymous")
         return f"<Session {self.instance} ({mode})>"
 
     async def __aenter__(self) -> Self:
@@ -177,7 +198,7 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._auth.cancel()
+        self._tokens.cancel()
         await self._transport.close()
 
     # -- what the Session holds -------------------------------------------------------------
@@ -185,7 +206,15 @@ class Session:
     @property
     def application(self) -> Application | None:
         """The registered application (with its client credentials) once known, else ``None``."""
-        return self._application
+        return self._tokens.application
+
+    @property
+    def store_key(self) -> StoreKey | None:
+        """Where this Session's credentials are kept in its store (``None`` without an app).
+
+        The instance in it is the normalised origin, however the URL was spelled.
+        """
+        return self._store_key
 
     @property
     def ratelimit(self) -> RateLimit | None:
@@ -195,7 +224,7 @@ class Session:
     @property
     def token(self) -> Token | None:
         """The token in use once known (its repr never shows the secret), else ``None``."""
-        return self._token
+        return self._tokens.cached
 
     # -- token lifecycle --------------------------------------------------------------------
 
@@ -206,149 +235,31 @@ class Session:
         anonymous Session (no app and no access token). However many tasks call it at once,
         one attempt runs, and its failure is raised in every task that waited for it.
         """
-        if not self._loaded:
-            await self._auth.run(self._acquire)
-        return self._token
+        return await self._tokens.current()
 
-    def _registration(self) -> tuple[App, StoreKey]:
-        if self._app is None or self._key is None:
-            raise ConfigurationError("this Session has no App, so it cannot obtain a token")
-        return self._app, self._key
+    async def revoke(self) -> None:
+        """Revoke the token on the server and forget it.
 
-    async def _acquire(self, rejected: Token | None = None) -> None:
-        """Load the app and its token from the store, or register and ask for what is missing.
-
-        The store's lock (when it has one) is held throughout, so Sessions in other processes
-        sharing the store wait, then find what this one saved instead of registering again. A
-        stored token equal to ``rejected`` (the server refused it) is not used again.
+        An app Session keeps its registration and obtains a new app token on the next
+        request. A stored user's Session deletes the user's record (sign in again to use it).
+        The client credentials are sent whenever the app's registration is known: Mastodon
+        refuses to revoke a user token without them. Revoking twice is harmless.
         """
-        if self._loaded and rejected is None:
-            return
-        app, key = self._registration()
-        async with store_lock(self._store, key):
-            stored = await self._store.load(key)
-            application = stored.app if stored else None
-            token = stored.token if stored else None
-            if application is not None and not app.matches(application):
-                log.info(
-                    "the stored registration of %r on %s lacks the requested scopes or redirect "
-                    "URIs; registering the app again",
-                    app.name,
-                    self.instance,
-                )
-                application, token = None, None
-            if token is not None and not set(app.requested_token_scopes) <= set(token.scopes):
-                token = None  # the app now asks for more than the stored token was granted
-            if token is not None and rejected is not None:
-                if token.access_token == rejected.access_token:
-                    token = None
-                else:
-                    log.info("another Session renewed the app token of %r", app.name)
-            fresh = application is None
-            if application is None:
-                application = await self._register_and_save(app, key)
-            if token is None:
-                application, token = await self._obtain_app_token(
-                    app, key, application, fresh=fresh
-                )
-        self._application, self._token, self._loaded = application, token, True
+        await self._tokens.revoke()
 
-    async def _register(self, app: App) -> Application:
-        response = await self._send("POST", "/api/v1/apps", form=registration_form(app))
-        application = decode_json(Application, response.body, **response.context())
-        if not application.client_id or not application.client_secret:
-            raise DecodeError(
-                "the server registered the app but sent no client_id or client_secret",
-                entity="Application",
-                **response.context(),
-            )
-        log.info("registered app %r on %s", app.name, self.instance)
-        return application
-
-    async def _request_app_token(self, app: App, application: Application) -> Token:
+    async def _refresh(self, application: Application, old: Token) -> Token:
+        """Exchange ``old``'s refresh token for a new token (Akkoma, Pleroma)."""
+        assert old.refresh_token is not None  # checked by the caller
         response = await self._send(
             "POST",
             "/oauth/token",
-            form=client_credentials_form(app, application),
-            idempotent=True,  # the server hands back the same token (token reuse)
+            form=refresh_token_form(application, old.refresh_token),
+            idempotent=True,
         )
-        try:
-            token = decode_json(Token, response.body, **response.context())
-        except DecodeError as exc:
-            failure = exc
-        else:
-            log.info("obtained an app token for %r on %s", app.name, self.instance)
-            return token
-        # Without the decoder's frames: their locals hold the answer, and with it the token.
-        raise failure.with_traceback(None)
-
-    async def _register_and_save(self, app: App, key: StoreKey) -> Application:
-        application = await self._register(app)
-        # Saved at once: a crash before the token arrives must not cost another registration.
-        await self._store.save(key, Credentials(app=application))
-        return application
-
-    async def _obtain_app_token(
-        self, app: App, key: StoreKey, application: Application, *, fresh: bool
-    ) -> tuple[Application, Token]:
-        """Request an app token and save it; register again if the app is gone, once a Session.
-
-        ``invalid_client`` for credentials that worked before means the app was deleted on the
-        server (an admin, or app vacuuming before Mastodon 4.3). For an app registered moments
-        ago it means something else is wrong, and the error is raised; so it is when this
-        Session has registered again once already (a server that keeps forgetting apps must
-        not get a registration per request).
-        """
-        try:
-            token = await self._request_app_token(app, application)
-        except OAuthError as exc:
-            if fresh or exc.error != "invalid_client" or self._registered_again:
-                raise
-            self._registered_again = True
-            log.warning(
-                "app %r is unknown to %s (deleted server-side?); registering it again",
-                app.name,
-                self.instance,
-            )
-            application = await self._register_and_save(app, key)
-            token = await self._request_app_token(app, application)
-        await self._store.save(key, Credentials(app=application, token=token))
-        return application, token
-
-    async def _renew_app_token(self, rejected: Token) -> None:
-        """Replace a rejected app token, once for all the tasks that saw it rejected."""
-        if self._token is not rejected:
-            return  # renewed already, after this task's request was sent
-        log.info(
-            "the app token of %r was rejected by %s; requesting a new one",
-            self._app.name if self._app else "",
-            self.instance,
-        )
-        await self._auth.run(lambda: self._acquire(rejected))
-
-    async def revoke(self) -> None:
-        """Revoke the token on the server and forget it (the app registration is kept).
-
-        The next request obtains a new app token; a user-token Session has no token afterwards.
-        """
-        token = self._token
-        if token is None:
-            return
-        await self._send(
-            "POST",
-            "/oauth/revoke",
-            form=revoke_form(token.access_token, self._application),
-            idempotent=True,  # revoking twice is harmless (RFC 7009)
-        )
-        self._token = None
-        if self._key is None or self._user_token:
-            return
-        self._loaded = False
-        async with store_lock(self._store, self._key):
-            stored = await self._store.load(self._key)
-            if stored is None or stored.token is None or stored.token == token:
-                # Only the revoked token is forgotten: another process may have saved a newer one.
-                await self._store.save(self._key, Credentials(app=self._application))
+        token = decode_token(response)
+        if token.refresh_token is None:
+            token = evolve(token, refresh_token=old.refresh_token)  # the old one still serves
+        return token
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -377,10 +288,10 @@ class Session:
         try:
             return await self._send(method, url, form=form, token=token, timeout=timeout)
         except HTTPError as exc:
-            if token is None or self._user_token or not is_token_rejection(exc):
+            fresh = None if token is None else await self._tokens.replace(token, exc)
+            if fresh is None:
                 raise
-            await self._renew_app_token(token)
-        return await self._send(method, url, form=form, token=self._token, timeout=timeout)
+        return await self._send(method, url, form=form, token=fresh, timeout=timeout)
 
     async def get_json(
         self,

@@ -176,9 +176,11 @@ def test_the_store_key_is_the_normalised_origin() -> None:
         "example.com",
         "https://example.com.",
     ]
-    keys = {repr(Session(s, app=APP)._key) for s in spellings}
+    keys = {repr(Session(s, app=APP).store_key) for s in spellings}
     assert len(keys) == 1
-    idna = {repr(Session(s, app=APP)._key) for s in ["bücher.example", "xn--bcher-kva.example"]}
+    idna = {
+        repr(Session(s, app=APP).store_key) for s in ["bücher.example", "xn--bcher-kva.example"]
+    }
     assert len(idna) == 1
 
 
