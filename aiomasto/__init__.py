@@ -67,6 +67,7 @@ from .stores import (
     MemoryTokenStore,
     StoreKey,
     TokenStore,
+    store_keys,
     store_lock,
 )
 
@@ -123,5 +124,6 @@ __all__ = [
     "Waiting",
     "__version__",
     "parse_links",
+    "store_keys",
     "store_lock",
 ]

@@ -183,6 +183,7 @@ class AppTokens:
         self._token: Token | None = None
         self._loaded = False
         self._flight: SingleFlight[None] = SingleFlight()
+        self._registration_flight: SingleFlight[None] = SingleFlight()
         self._registered_again = False
         self.application: Application | None = None
 
@@ -210,6 +211,27 @@ class AppTokens:
 
     def cancel(self) -> None:
         self._flight.cancel()
+        self._registration_flight.cancel()
+
+    async def registered(self) -> Application:
+        """The app's registration with its client credentials: from the store, or made now.
+
+        For signing people in, which needs the client credentials and no app token.
+        """
+        if self.application is None:
+            await self._registration_flight.run(self._load_or_register)
+        assert self.application is not None
+        return self.application
+
+    async def _load_or_register(self) -> None:
+        if self.application is not None:
+            return
+        async with store_lock(self._store, self._key):
+            stored = await self._store.load(self._key)
+            if stored is not None and stored.app is not None and self._app.matches(stored.app):
+                self.application = stored.app
+                return
+            self.application = await self._register_and_save()
 
     async def _acquire(self, rejected: Token | None = None) -> None:
         """Load the app and its token from the store, or register and ask for what is missing.

@@ -11,7 +11,7 @@ Example::
     credentials = await store.load(StoreKey(instance="https://mastodon.example", app="relmap"))
 """
 
-from ._base import FORMAT_VERSION, Credentials, StoreKey, TokenStore, store_lock
+from ._base import FORMAT_VERSION, Credentials, StoreKey, TokenStore, store_keys, store_lock
 from .jsonfile import JsonFileTokenStore
 from .memory import MemoryTokenStore
 
@@ -22,5 +22,6 @@ __all__ = [
     "MemoryTokenStore",
     "StoreKey",
     "TokenStore",
+    "store_keys",
     "store_lock",
 ]

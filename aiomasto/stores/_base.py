@@ -8,8 +8,9 @@ from typing import Protocol, runtime_checkable
 from attrs import frozen
 
 from aiomasto.entities import Application, Token
+from aiomasto.errors import ConfigurationError
 
-__all__ = ["FORMAT_VERSION", "Credentials", "StoreKey", "TokenStore", "store_lock"]
+__all__ = ["FORMAT_VERSION", "Credentials", "StoreKey", "TokenStore", "store_keys", "store_lock"]
 
 FORMAT_VERSION = 1
 """Version of the stored record layout; bumped when it changes incompatibly."""
@@ -73,6 +74,9 @@ class TokenStore(Protocol):
             async def delete(self, key: StoreKey) -> None:
                 self.data.pop(key, None)
 
+    A store may also offer ``keys()``, the keys it holds records under (:func:`store_keys`), so
+    that a web backend or ``aiomasto accounts`` can tell who is signed in.
+
     A store may also offer ``lock(key)``, an async context manager whose body runs alone among
     every user of the store for that key: other tasks, and for a store shared between
     processes, other processes, wait at ``lock`` until it ends. A Session uses it (through
@@ -102,6 +106,22 @@ class TokenStore(Protocol):
     async def delete(self, key: StoreKey) -> None:
         """Remove the record under ``key``; no error if there is none."""
         ...
+
+
+async def store_keys(store: TokenStore) -> list[StoreKey]:
+    """Every key ``store`` holds a record under, if the store can list them (``keys()``).
+
+    Both stores here can; a store that cannot raises :class:`~aiomasto.ConfigurationError`.
+
+    Example::
+
+        users = [key for key in await store_keys(store) if key.account is not None]
+    """
+    keys = getattr(store, "keys", None)
+    if not callable(keys):
+        raise ConfigurationError(f"{type(store).__name__} cannot list what it holds (no keys())")
+    listed: list[StoreKey] = await keys()
+    return listed
 
 
 def store_lock(store: TokenStore, key: StoreKey) -> contextlib.AbstractAsyncContextManager[None]:

@@ -102,6 +102,10 @@ class JsonFileTokenStore:
         records = await asyncio.to_thread(self._load)
         return records.get(key)
 
+    async def keys(self) -> list[StoreKey]:
+        """Every key with a record, in the file's order (instance, app, account)."""
+        return list(await asyncio.to_thread(self._load))
+
     async def save(self, key: StoreKey, credentials: Credentials) -> None:
         """Store ``credentials`` under ``key``, replacing what was there."""
         await self._change(key, credentials)

@@ -52,6 +52,10 @@ class MemoryTokenStore:
         """The record stored under ``key``, or ``None``."""
         return self._records.get(key)
 
+    async def keys(self) -> list[StoreKey]:
+        """Every key with a record."""
+        return list(self._records)
+
     async def save(self, key: StoreKey, credentials: Credentials) -> None:
         """Store ``credentials`` under ``key``, replacing what was there."""
         self._records[key] = credentials
