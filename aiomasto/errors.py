@@ -15,6 +15,13 @@
     ├── OriginError                    a redirect or Link pointed to another origin
     ├── PaginationError                a walk cannot go on (a Link loop, an unreadable Link)
     ├── DecodeError                    a 2xx answer whose body is not what the API promises
+    ├── LoginError                     signing a person in failed (a callback with no code, a
+    │   │                              stored login that cannot be read)
+    │   ├── AuthorizationDenied        the callback says ``error=`` (the person pressed Deny:
+    │   │                              ``access_denied``; or the server refused the request)
+    │   ├── StateMismatch              the callback's ``state`` is missing, wrong or replayed
+    │   ├── LoginExpired               the callback came after the login's ``max_age``
+    │   └── ScopeMismatch              the token lacks scopes the login asked for
     └── HTTPError                      the server answered with an error status
         ├── BadRequest                 400
         ├── Unauthorized               401 (bad, revoked or missing token)
@@ -63,7 +70,10 @@ __all__ = [
     "DecodeError",
     "Forbidden",
     "Gone",
+    "AuthorizationDenied",
     "HTTPError",
+    "LoginError",
+    "LoginExpired",
     "MastodonError",
     "NotFound",
     "OAuthError",
@@ -72,7 +82,9 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "ResponseTooLarge",
+    "ScopeMismatch",
     "ServerError",
+    "StateMismatch",
     "TokenStoreError",
     "TransportError",
     "Unauthorized",
@@ -229,6 +241,82 @@ class DecodeError(MastodonError):
         self.request_id = request_id
         self.body_excerpt = redact(body_excerpt)
         self.index = index
+
+
+class LoginError(MastodonError):
+    """Signing a person in failed between the authorize redirect and the token.
+
+    Raised as such when the callback carries no code or a stored login cannot be read; its
+    subclasses say what else went wrong. A refused code exchange (a used, expired or foreign
+    code, a wrong PKCE verifier) is an :class:`OAuthError` from ``/oauth/token`` instead.
+    Messages never quote a code, a verifier or a state.
+
+    Example::
+
+        try:
+            user = await authorizer.finish(login, request.query)
+        except aiomasto.AuthorizationDenied:
+            return web.Response(text="You chose not to sign in.")
+        except aiomasto.LoginError as exc:
+            return web.Response(status=400, text=f"Sign-in failed: {exc}")
+    """
+
+
+class AuthorizationDenied(LoginError):
+    """The callback carries ``error=``: the person pressed Deny (``access_denied``) or the
+    server refused the request (e.g. ``invalid_scope``).
+
+    ``error`` is the RFC 6749 code and ``error_description`` the server's text (``None`` when
+    absent), both masked by redaction, flattened to one line and cut to a few hundred
+    characters: a callback's query is anyone's text.
+    """
+
+    def __init__(self, *, error: str, error_description: str | None = None) -> None:
+        self.error = error
+        self.error_description = error_description
+        detail = f"{error}: {error_description}" if error_description else error
+        super().__init__(f"the authorization was not granted ({detail})")
+
+
+class StateMismatch(LoginError):
+    """The callback's ``state`` is missing, is not this login's, or was already used.
+
+    A forged or crossed callback (another tab, another user) or a replay: start the login again.
+    """
+
+
+class LoginExpired(LoginError):
+    """The callback came more than ``max_age`` seconds after the login started.
+
+    ``age`` and ``max_age`` are in seconds. Mastodon's authorization codes live 10 minutes.
+    """
+
+    def __init__(self, *, age: float, max_age: float) -> None:
+        self.age = age
+        self.max_age = max_age
+        super().__init__(
+            f"the login is {age:.0f} s old, more than the {max_age:.0f} s it may take; "
+            "start it again"
+        )
+
+
+class ScopeMismatch(LoginError):
+    """The granted token lacks scopes the login asked for.
+
+    ``requested`` and ``granted`` are the two scope tuples, ``missing`` what was asked for and
+    not granted.
+    """
+
+    def __init__(
+        self, *, requested: tuple[str, ...], granted: tuple[str, ...], missing: tuple[str, ...]
+    ) -> None:
+        self.requested = requested
+        self.granted = granted
+        self.missing = missing
+        super().__init__(
+            f"the server granted {' '.join(granted) or 'no scopes'} but not "
+            f"{' '.join(missing)} (asked for {' '.join(requested)})"
+        )
 
 
 class HTTPError(MastodonError):
