@@ -32,7 +32,12 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
+# The browser test needs Debian's chromium and chromium-driver; without them it is skipped
+# (and fails under CI=true), so say how to get them before the run.
 pytest: $(VENV)/.dev-installed
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || echo \
+	    "note: no chromium/chromedriver on PATH, the browser test will be skipped;" \
+	    "install them with 'apt-get install chromium chromium-driver' (as root) or run .ci/run"
 	$(BIN)/pytest -q
 
 ## make demo: the seed flow against a local fake Mastodon

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import pytest
+from browser import Browser, chromium
 
 from aiomasto import _converter
 from aiomasto.testing import FakeMastodon
@@ -27,3 +28,10 @@ def json_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         _converter, "_json_loads", json.loads if request.param == "stdlib" else orjson.loads
     )
     return str(request.param)
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    """Headless Chromium (Debian's packages); skipped without them, failed in CI."""
+    for driver in chromium(monkeypatch):
+        yield Browser(driver)
