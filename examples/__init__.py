@@ -1,0 +1,1 @@
+"""Runnable examples of aiomasto (not part of the installed package)."""
