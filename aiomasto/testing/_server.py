@@ -199,8 +199,10 @@ def _apply_legacy_limits(
 class FakeMastodon:
     """An in-process Mastodon (>= 4.4) speaking the real HTTP API, for tests.
 
-    It implements app registration, OAuth tokens (client credentials and authorization
-    code), revocation, account show/lookup/verify_credentials/relationships and
+    It implements app registration, the ``/oauth/authorize`` sign-in page (and
+    :meth:`authorize` for tests without a browser), OAuth tokens (client credentials,
+    authorization code with PKCE, refresh where tokens expire), revocation, the RFC 8414
+    metadata document, userinfo, account show/lookup/verify_credentials/relationships and
     followers/following with Mastodon's pagination, rate-limit headers and error bodies.
     All ids are strings, as in the API. ``flavor="gotosocial"`` or ``"akkoma"`` switches
     paging, account-read authorization and rate limiting to those servers' rules;
@@ -250,7 +252,11 @@ class FakeMastodon:
         tokens only, ULID Follow cursors, ``min_id``, links on every non-empty page, a
         per-IP limiter; ``gts_epoch_reset`` gives the epoch-seconds reset of GoToSocial
         before 0.12) or ``"akkoma"`` (20/40 limits, account-id cursors, 403 auth errors, no
-        rate-limit headers). Everything else (apps, OAuth, entity shapes) is Mastodon's.
+        rate-limit headers). Flavours also decide the sign-in extras: GoToSocial has no
+        metadata document or userinfo; Akkoma answers the metadata path with an HTML page,
+        has no userinfo, ignores PKCE, revokes without client authentication and issues
+        expiring tokens with refresh tokens (see ``token_lifetime``). Everything else
+        (apps, token errors, entity shapes) is Mastodon's.
 
         ``limits`` sizes the throttles (:class:`Limits`, Mastodon's by default). The
         ``X-RateLimit-*`` headers show the matching throttle with the least room left;
