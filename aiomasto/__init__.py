@@ -62,6 +62,7 @@ from .errors import (
     UsageError,
     UserTokenRequired,
 )
+from .login import Authorizer, LoginStart, UserLogin
 from .oauth import (
     LoginState,
     ServerMetadata,
@@ -95,6 +96,7 @@ __all__ = [
     "App",
     "Application",
     "AuthorizationDenied",
+    "Authorizer",
     "BadRequest",
     "ConfigurationError",
     "ConnectionFailed",
@@ -111,6 +113,7 @@ __all__ = [
     "JsonFileTokenStore",
     "LoginError",
     "LoginExpired",
+    "LoginStart",
     "LoginState",
     "MastodonError",
     "MemoryTokenStore",
@@ -143,6 +146,7 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "UsageError",
+    "UserLogin",
     "UserTokenRequired",
     "Waiting",
     "__version__",

@@ -13,6 +13,15 @@ accounts and followers/following pagination, with the real status codes, error t
   pages, truncated JSON, a connection reset mid-body, slow answers, a 429), scripted with
   ``inject`` or drawn at random, reproducibly, with ``chaos(seed=...)``; ``faults_injected``
   counts what was served.
+- **Signing in**: ``GET /oauth/authorize`` is an HTML login-and-consent page a browser can
+  click through (form ``#authorize-form``; inputs ``username`` and ``password``, every
+  account's password being :data:`DEFAULT_PASSWORD` unless ``add_account(password=...)``
+  says otherwise; buttons ``decision=authorize`` / ``decision=deny``; the oob code in
+  ``<code id="authorization-code">``; errors in ``#oauth-error`` and ``#login-error``).
+  :meth:`FakeMastodon.authorize` gives the same answer without HTML.
+  ``/.well-known/oauth-authorization-server`` and ``/oauth/userinfo`` are served as each
+  flavour does, and ``token_lifetime`` (always on for Akkoma) makes tokens expire and
+  refresh.
 - **Limits**: :class:`Limits` sizes Mastodon's throttles (per user, token, IP, paging, app
   registration); with ``enforce_rate_limit=True`` they answer 429 like Rack::Attack, and an
   injected ``clock`` lets tests move time instead of sleeping.
@@ -39,9 +48,10 @@ from ._http import RecordedRequest
 from ._oauth import s256
 from ._ratelimit import Limits
 from ._server import FakeMastodon
-from ._state import Emoji, Field, Role
+from ._state import DEFAULT_PASSWORD, Emoji, Field, Role
 
 __all__ = [
+    "DEFAULT_PASSWORD",
     "Emoji",
     "FakeMastodon",
     "Fault",

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ._flavors import AuthError, Endpoint, Flavor
 from ._http import Params, json_response, scalar
-from ._state import State, Token
+from ._state import State, Token, TokenPolicy
 
 __all__ = ["Ctx", "Halt", "presented_token"]
 
@@ -54,13 +54,16 @@ class Ctx:
     flavor: Flavor
     vapid_key: str
     known_scopes: frozenset[str]
-    # The token found in the database (possibly revoked); None when absent or unknown.
+    # The token found in the database (possibly revoked or expired); None when absent or
+    # unknown, or expired on a server that ignores expired tokens.
     token: Token | None
+    # How tokens expire and refresh; None: never (Mastodon).
+    token_policy: TokenPolicy | None = None
 
     @property
     def user_id(self) -> int | None:
         """``current_account``: the owner of a live user token."""
-        if self.token is None or self.token.revoked:
+        if self.token is None or self.token.revoked or self.token.expired(self.now):
             return None
         return self.token.account_id
 
@@ -85,6 +88,8 @@ class Ctx:
             raise self._fail(rules.missing, scopes)
         if token.revoked:
             raise self._fail(rules.revoked, scopes)
+        if token.expired(self.now):
+            raise self._fail(rules.expired or rules.missing, scopes)
         if user and rules.user_before_scope and token.account_id is None:
             raise self._fail(rules.no_user, scopes)
         if scopes and not any(scope in token.scopes for scope in scopes):
@@ -109,7 +114,9 @@ class Ctx:
             return self
         scopes = rules.scopes["account"]
         if rules.lenient_public_reads and (
-            token.revoked or not any(scope in token.scopes for scope in scopes)
+            token.revoked
+            or token.expired(self.now)
+            or not any(scope in token.scopes for scope in scopes)
         ):
             return attrs.evolve(self, token=None)
         self._require("account", user=False)

@@ -31,7 +31,7 @@ __all__ = [
 
 FlavorName = Literal["mastodon", "gotosocial", "akkoma"]
 # "account": show, lookup, followers, following; "app": /api/v1/apps/verify_credentials.
-Endpoint = Literal["account", "verify_credentials", "relationships", "app"]
+Endpoint = Literal["account", "verify_credentials", "relationships", "app", "userinfo"]
 
 
 @attrs.frozen(kw_only=True)
@@ -62,6 +62,8 @@ class AuthRules:
     user_before_scope: bool
     missing: AuthError
     revoked: AuthError
+    # None: an expired token counts as no token at all (Pleroma's OAuthPlug skips it).
+    expired: AuthError | None
     no_user: AuthError
     scope: AuthError
     # Accepted scopes per endpoint (any one suffices); the last is the one errors name.
@@ -111,21 +113,26 @@ class Flavor:
     paging: PagingRules
     # None: no limiter at all, so no X-RateLimit-* headers either (Akkoma).
     rate_limits: RateLimitRules | None
+    # Whether /oauth/authorize and /oauth/token check PKCE (Akkoma ignores it).
+    pkce: bool
 
 
 _MASTODON_SCOPES: dict[Endpoint, tuple[str, ...]] = {
+    "userinfo": ("profile",),
     "account": ("read", "read:accounts"),
     "verify_credentials": ("profile", "read", "read:accounts"),
     "relationships": ("read", "read:follows"),
     "app": (),
 }
 _GTS_SCOPES: dict[Endpoint, tuple[str, ...]] = {
+    "userinfo": ("profile",),
     "account": ("read", "read:accounts"),
     "verify_credentials": ("read", "read:accounts"),
     "relationships": ("read", "read:accounts"),
     "app": (),
 }
 _AKKOMA_SCOPES: dict[Endpoint, tuple[str, ...]] = {
+    "userinfo": ("profile",),
     "account": ("read", "read:accounts"),
     "verify_credentials": ("read", "read:accounts"),
     "relationships": ("read", "read:follows"),
@@ -140,6 +147,7 @@ MASTODON = Flavor(
         user_before_scope=False,
         missing=AuthError(status=401, error="The access token is invalid", www_authenticate=True),
         revoked=AuthError(status=401, error="The access token was revoked", www_authenticate=True),
+        expired=AuthError(status=401, error="The access token expired", www_authenticate=True),
         no_user=AuthError(status=422, error="This method requires an authenticated user"),
         scope=AuthError(status=403, error="This action is outside the authorized scopes"),
         scopes=_MASTODON_SCOPES,
@@ -162,6 +170,7 @@ MASTODON = Flavor(
         too_many_body=b'{"error":"Too many requests"}',
         too_many_type="application/json",
     ),
+    pkce=True,
 )
 
 # GoToSocial deletes revoked tokens and treats unknown ones as absent, hence one answer.
@@ -175,6 +184,7 @@ GOTOSOCIAL = Flavor(
         user_before_scope=True,
         missing=_GTS_NO_TOKEN,
         revoked=_GTS_NO_TOKEN,
+        expired=None,
         no_user=AuthError(status=401, error="Unauthorized: user not supplied or not authorized"),
         scope=AuthError(status=403, error="Forbidden: token has insufficient scope permission"),
         scopes=_GTS_SCOPES,
@@ -197,6 +207,7 @@ GOTOSOCIAL = Flavor(
         too_many_body=b'{"error":"rate limit reached"}',
         too_many_type="application/json; charset=utf-8",
     ),
+    pkce=True,
 )
 
 # Akkoma's plugs answer 403 both for a missing user and for a missing scope.
@@ -210,6 +221,7 @@ AKKOMA = Flavor(
         user_before_scope=True,
         missing=_AKKOMA_NO_USER,
         revoked=_AKKOMA_NO_USER,
+        expired=None,
         no_user=_AKKOMA_NO_USER,
         scope=AuthError(status=403, error="Insufficient permissions: {scope}."),
         scopes=_AKKOMA_SCOPES,
@@ -228,6 +240,7 @@ AKKOMA = Flavor(
     ),
     # Akkoma's per-route buckets cover none of the modelled endpoints.
     rate_limits=None,
+    pkce=False,
 )
 
 FLAVORS: Mapping[FlavorName, Flavor] = MappingProxyType(

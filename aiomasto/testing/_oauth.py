@@ -13,7 +13,7 @@ from aiohttp import web
 from ._context import Ctx
 from ._http import json_response, scalar, string_list
 from ._json import application_document
-from ._state import App, Grant, normalize_scopes
+from ._state import App, Grant, Token, normalize_scopes
 from ._validation import validate_app
 
 __all__ = [
@@ -154,14 +154,33 @@ def _client(ctx: Ctx) -> App | None:
 def _token_response(
     ctx: Ctx, app: App, account_id: int | None, scopes: tuple[str, ...]
 ) -> web.Response:
-    token = ctx.state.find_or_create_token(app, account_id, scopes, ctx.now)
-    # Doorkeeper drops blank values, so expires_in and refresh_token are absent, not null.
-    body = {
-        "access_token": token.token,
-        "token_type": "Bearer",
-        "scope": " ".join(token.scopes),
-        "created_at": token.created_at,
-    }
+    token = ctx.state.find_or_create_token(app, account_id, scopes, ctx.now, ctx.token_policy)
+    return _render_token(ctx, token)
+
+
+def _render_token(ctx: Ctx, token: Token) -> web.Response:
+    expires_in = None if token.expires_at is None else max(0, int(token.expires_at - ctx.now))
+    policy = ctx.token_policy
+    if policy is not None and policy.style == "akkoma":
+        # OAuthView "token.json"; Jason writes small maps with their keys sorted.
+        body: dict[str, object] = {
+            "access_token": token.token,
+            "created_at": token.created_at,
+            "expires_in": expires_in,
+            "id": token.id,
+        }
+        if token.account_id is not None:
+            body["me"] = f"{ctx.base}/users/{ctx.state.accounts[token.account_id].username}"
+        body.update({"refresh_token": token.refresh_token, "scope": " ".join(token.scopes)})
+        body["token_type"] = "Bearer"
+        return json_response(200, body)
+    # Doorkeeper drops blank values: on Mastodon expires_in and refresh_token are absent.
+    body = {"access_token": token.token, "token_type": "Bearer"}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    if token.refresh_token is not None:
+        body["refresh_token"] = token.refresh_token
+    body.update({"scope": " ".join(token.scopes), "created_at": token.created_at})
     return json_response(200, body, {**_NO_STORE, "Pragma": "no-cache"})
 
 
@@ -189,6 +208,8 @@ def _grant_matches(ctx: Ctx, grant: Grant, app: App, redirect_uri: str) -> bool:
         return False
     if redirect_uri != grant.redirect_uri:
         return False
+    if not ctx.flavor.pkce:
+        return True
     verifier = ctx.param("code_verifier")
     if not verifier:
         return grant.code_challenge is None
@@ -202,7 +223,8 @@ def _authorization_code(ctx: Ctx) -> web.Response:
     grant = ctx.state.grants.get(code) if code else None
     redirect_uri = ctx.param("redirect_uri")
     # Doorkeeper checks required params before authenticating the client.
-    if grant is not None and grant.code_challenge is not None and not ctx.param("code_verifier"):
+    pkce = ctx.flavor.pkce and grant is not None and grant.code_challenge is not None
+    if pkce and not ctx.param("code_verifier"):
         return _missing("code_verifier")
     if not redirect_uri:
         return _missing("redirect_uri")
@@ -216,8 +238,50 @@ def _authorization_code(ctx: Ctx) -> web.Response:
     return _token_response(ctx, app, grant.account_id, grant.scopes)
 
 
+_AKKOMA_INVALID_CREDENTIALS = {"error": "Invalid credentials"}
+
+
+def _refresh_token(ctx: Ctx) -> web.Response:
+    """``grant_type=refresh_token``: Doorkeeper's RefreshTokenRequest, or Akkoma's."""
+    policy = ctx.token_policy
+    assert policy is not None
+    presented = ctx.param("refresh_token")
+    if policy.style == "akkoma":
+        # Token.Utils.fetch_app, then Token.get_by_refresh_token: any failure is one answer.
+        app = _client(ctx)
+        old = ctx.state.by_refresh_token(presented) if presented else None
+        if app is None or old is None or old.client_id != app.client_id:
+            return json_response(400, _AKKOMA_INVALID_CREDENTIALS)
+        # RefreshToken.grant deletes the old token and makes a new one, same scopes.
+        ctx.state.delete_token(old.token)
+        new = ctx.state.find_or_create_token(app, old.account_id, old.scopes, ctx.now, policy)
+        return _render_token(ctx, new)
+    if not presented:
+        return _missing("refresh_token")
+    old = ctx.state.by_refresh_token(presented)
+    if old is None or old.revoked:
+        return _oauth_error("invalid_grant")
+    has_credentials = bool(
+        _BASIC.match(ctx.headers.get("Authorization", "")) or ctx.param("client_id")
+    )
+    app = _client(ctx)
+    if has_credentials and app is None:
+        return _oauth_error("invalid_client")
+    if app is None or app.client_id != old.client_id:
+        return _oauth_error("invalid_grant")
+    requested = ctx.param("scope")
+    scopes = normalize_scopes(requested) if requested and requested.strip() else old.scopes
+    if not set(scopes) <= set(old.scopes):
+        return _oauth_error("invalid_scope")
+    # The used refresh token is revoked with its access token (refresh_token_revoked_on_use
+    # is off), so replaying it is invalid_grant.
+    ctx.state.revoke(old.token)
+    return _token_response(ctx, app, old.account_id, scopes)
+
+
 def token(ctx: Ctx) -> web.Response:
-    """``POST /oauth/token`` with the grant flows of Mastodon 4.4+."""
+    """``POST /oauth/token`` with the grant flows of Mastodon 4.4+ (plus ``refresh_token``
+    when the server's tokens expire)."""
     grant_type = ctx.param("grant_type")
     if not grant_type:
         return _missing("grant_type")
@@ -225,16 +289,32 @@ def token(ctx: Ctx) -> web.Response:
         return _client_credentials(ctx)
     if grant_type == "authorization_code":
         return _authorization_code(ctx)
+    if grant_type == "refresh_token" and ctx.token_policy is not None:
+        return _refresh_token(ctx)
     return _oauth_error("unsupported_grant_type")
 
 
 def revoke(ctx: Ctx) -> web.Response:
-    """``POST /oauth/revoke`` (RFC 7009): unknown tokens are silently fine, others' are not."""
+    """``POST /oauth/revoke`` (RFC 7009): unknown tokens are silently fine, others' are not.
+
+    Doorkeeper wants the client's credentials and accepts an access or a refresh token;
+    Akkoma needs only ``token`` and deletes it.
+    """
+    access_token = ctx.param("token")
+    policy = ctx.token_policy
+    if policy is not None and policy.style == "akkoma":
+        if access_token is None:
+            # Akkoma's bad_request fallback.
+            return json_response(500, {"error": "Bad request"})
+        if access_token in ctx.state.tokens:
+            ctx.state.delete_token(access_token)
+        return json_response(200, {})
     app = _client(ctx)
     if app is None:
         return json_response(403, _REVOKE_DENIED)
-    access_token = ctx.param("token")
     token = ctx.state.tokens.get(access_token) if access_token else None
+    if token is None and access_token:
+        token = ctx.state.by_refresh_token(access_token)
     if token is None:
         return json_response(200, {})
     if token.client_id != app.client_id:

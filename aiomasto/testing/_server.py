@@ -12,6 +12,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -21,7 +22,7 @@ from email.utils import formatdate
 import attrs
 from aiohttp import web
 
-from . import _accounts, _oauth
+from . import _accounts, _authorize, _oauth
 from ._context import Ctx, Halt, presented_token
 from ._faults import Chaos, Fault
 from ._flavors import FLAVORS, FlavorName, follow_ulid
@@ -43,12 +44,26 @@ from ._ratelimit import (
     format_reset,
     rate_limit_headers,
 )
-from ._state import App, Emoji, Field, Role, State, Token, normalize_scopes
+from ._state import (
+    DEFAULT_PASSWORD,
+    App,
+    Emoji,
+    Field,
+    Role,
+    State,
+    Token,
+    TokenPolicy,
+    normalize_scopes,
+)
 from ._validation import OOB_URI
 
 __all__ = ["FakeMastodon"]
 
 Handler = Callable[[Ctx], web.Response]
+
+AKKOMA_TOKEN_LIFETIME = 3600.0
+# Endpoints outside /api that Api::BaseController serves, so they see the bearer token.
+_TOKEN_PATHS = ("/api", "/oauth/userinfo")
 
 # Any of these makes a request count against Rack::Attack's paging throttles.
 _PAGING_PARAMS = ("page", "min_id", "max_id", "since_id")
@@ -89,8 +104,13 @@ def _route(method: str, path: str, handler: Handler) -> _Route:
 
 # First match wins, so the fixed account paths precede /accounts/:id (as in config/routes).
 _ROUTES = (
+    _route("GET", "/oauth/authorize", _authorize.authorize_form),
+    _route("POST", "/oauth/authorize", _authorize.authorize_submit),
     _route("POST", "/oauth/token", _oauth.token),
     _route("POST", "/oauth/revoke", _oauth.revoke),
+    _route("GET", "/oauth/userinfo", _authorize.userinfo),
+    _route("POST", "/oauth/userinfo", _authorize.userinfo),
+    _route("GET", "/.well-known/oauth-authorization-server", _authorize.oauth_metadata),
     _route("POST", "/api/v1/apps", _oauth.create_app),
     _route("GET", "/api/v1/apps/verify_credentials", _oauth.verify_app),
     _route("GET", "/api/v1/accounts/verify_credentials", _accounts.verify_credentials),
@@ -179,8 +199,10 @@ def _apply_legacy_limits(
 class FakeMastodon:
     """An in-process Mastodon (>= 4.4) speaking the real HTTP API, for tests.
 
-    It implements app registration, OAuth tokens (client credentials and authorization
-    code), revocation, account show/lookup/verify_credentials/relationships and
+    It implements app registration, the ``/oauth/authorize`` sign-in page (and
+    :meth:`authorize` for tests without a browser), OAuth tokens (client credentials,
+    authorization code with PKCE, refresh where tokens expire), revocation, the RFC 8414
+    metadata document, userinfo, account show/lookup/verify_credentials/relationships and
     followers/following with Mastodon's pagination, rate-limit headers and error bodies.
     All ids are strings, as in the API. ``flavor="gotosocial"`` or ``"akkoma"`` switches
     paging, account-read authorization and rate limiting to those servers' rules;
@@ -221,6 +243,7 @@ class FakeMastodon:
         rate_period: float | None = None,
         paging_limit: int | None = None,
         paging_period: float | None = None,
+        token_lifetime: float | None = None,
     ) -> None:
         """Configure the server; nothing listens until :meth:`run` or :meth:`run_in_thread`.
 
@@ -229,7 +252,11 @@ class FakeMastodon:
         tokens only, ULID Follow cursors, ``min_id``, links on every non-empty page, a
         per-IP limiter; ``gts_epoch_reset`` gives the epoch-seconds reset of GoToSocial
         before 0.12) or ``"akkoma"`` (20/40 limits, account-id cursors, 403 auth errors, no
-        rate-limit headers). Everything else (apps, OAuth, entity shapes) is Mastodon's.
+        rate-limit headers). Flavours also decide the sign-in extras: GoToSocial has no
+        metadata document or userinfo; Akkoma answers the metadata path with an HTML page,
+        has no userinfo, ignores PKCE, revokes without client authentication and issues
+        expiring tokens with refresh tokens (see ``token_lifetime``). Everything else
+        (apps, token errors, entity shapes) is Mastodon's.
 
         ``limits`` sizes the throttles (:class:`Limits`, Mastodon's by default). The
         ``X-RateLimit-*`` headers show the matching throttle with the least room left;
@@ -244,9 +271,22 @@ class FakeMastodon:
         ``"4.6.x"`` (4.6's new Account, Relationship and scope additions, except
         ``feature_approval``).
 
+        ``token_lifetime`` (seconds, by ``clock``) makes access tokens expire and come with a
+        ``refresh_token`` and ``expires_in``, renewable with ``grant_type=refresh_token``.
+        The ``"akkoma"`` flavour always works this way (an hour unless given; real Akkoma
+        defaults to 100 years): expired tokens count as no token (403 "Invalid
+        credentials." where a user is needed), a refresh deletes the old token and a bad
+        refresh token gets 400 ``{"error":"Invalid credentials"}``. On ``"mastodon"`` it
+        models Doorkeeper with ``access_token_expires_in`` and ``use_refresh_token`` (which
+        Mastodon itself never enables): 401 "The access token expired", ``invalid_grant``
+        for a used or unknown refresh token, no refresh token for client credentials.
+        Without it Mastodon's tokens never expire and ``refresh_token`` is an
+        ``unsupported_grant_type``.
+
         Example::
 
             FakeMastodon(flavor="gotosocial", limits=Limits(per_ip=(30, 60.0)), clock=clock)
+            FakeMastodon(flavor="akkoma", token_lifetime=300, clock=clock)
         """
         if flavor not in FLAVORS:
             raise ValueError(f"flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
@@ -281,6 +321,15 @@ class FakeMastodon:
         self._known_scopes = _oauth.BASE_SCOPES | (
             _oauth.COLLECTION_SCOPES if self._version >= V4_6 else frozenset()
         )
+        self._token_policy: TokenPolicy | None = None
+        if flavor == "akkoma":
+            self._token_policy = TokenPolicy(
+                lifetime=token_lifetime or AKKOMA_TOKEN_LIFETIME, style="akkoma"
+            )
+        elif token_lifetime is not None:
+            if flavor != "mastodon":
+                raise ValueError("token_lifetime applies to flavor='mastodon' or 'akkoma'")
+            self._token_policy = TokenPolicy(lifetime=token_lifetime, style="doorkeeper")
         self._state = State()
         self._throttler = Throttler()
         self._injections: list[_Injection] = []
@@ -328,6 +377,7 @@ class FakeMastodon:
         fields: Iterable[Field | tuple[str, str]] = (),
         emojis: Iterable[Emoji | str] = (),
         role: Role | None = None,
+        password: str = DEFAULT_PASSWORD,
     ) -> str:
         """Create an account and return its id (``"109000000000000001"``, then counting up).
 
@@ -336,8 +386,12 @@ class FakeMastodon:
         field values are plain text; the API shows them as HTML. Usernames are unique per
         domain, case-insensitively (``ValueError`` otherwise).
 
+        ``password`` is what the ``/oauth/authorize`` login form accepts for a local account
+        (with its username); every account has ``DEFAULT_PASSWORD`` unless given another.
+
         Example::
 
+            alice = server.add_account("alice", password="correct horse")
             bob = server.add_account("bob", domain="remote.example", hide_collections=True)
             mod = server.add_account("mod", role=Role(id="2", name="Moderator"),
                                      fields=[("Pronouns", "they/them")], emojis=["blobcat"])
@@ -358,6 +412,7 @@ class FakeMastodon:
                 emojis=tuple(e if isinstance(e, Emoji) else Emoji(shortcode=e) for e in emojis),
                 role=role,
                 created_at=_midnight(self._clock()),
+                password=password,
             )
         return str(account_id)
 
@@ -496,7 +551,9 @@ class FakeMastodon:
         with self._state.lock:
             account = self._account_id(account_id)
             app = self._app_for(client_id, wanted)
-            token = self._state.find_or_create_token(app, account, wanted, self._clock())
+            token = self._state.find_or_create_token(
+                app, account, wanted, self._clock(), self._token_policy
+            )
         return token.token
 
     def create_authorization_code(
@@ -547,6 +604,35 @@ class FakeMastodon:
                 now=self._clock(),
             )
         return grant.code
+
+    def authorize(self, url: str, account_id: str, *, approve: bool = True) -> str:
+        """Answer an authorize URL as ``account_id`` would in the browser, without HTML.
+
+        Returns where the server would redirect: ``redirect_uri?code=...&state=...`` on
+        approval, ``redirect_uri?error=access_denied&error_description=...&state=...`` on
+        refusal (``state`` only when the URL had one), or the error redirect for an invalid
+        scope, response type or PKCE method. For the oob redirect URI, whose code a person
+        would copy from a page, it returns ``urn:ietf:wg:oauth:2.0:oob?code=...``. A request
+        the server would not redirect at all (unknown client, unregistered redirect URI,
+        denied or invalid with oob) raises ``ValueError`` naming the OAuth error.
+
+        Example::
+
+            target = server.authorize(start.url, alice)
+            code = yarl.URL(target).query["code"]
+        """
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        with self._state.lock:
+            account = self._account_id(account_id)
+            try:
+                request = _authorize.read_authorize(self._state, query, pkce=self._flavor.pkce)
+                if approve:
+                    return _authorize.approve(self._state, request, account, self._clock())
+                raise _authorize.deny(request)
+            except _authorize.AuthorizeError as error:
+                if error.redirect_uri is None:
+                    raise ValueError(str(error)) from None
+                return _authorize.error_redirect(error)
 
     def revoke_token(self, access_token: str) -> None:
         """Revoke server-side; the token stays known, so the API says "was revoked"."""
@@ -848,9 +934,12 @@ class FakeMastodon:
         if found is None:
             response = _not_found(request)
         else:
-            # Endpoints only see the token on /api, where Api::BaseController looks for it.
+            # Endpoints only see the token where Api::BaseController looks for it.
+            sees_token = request.path.startswith(_TOKEN_PATHS)
+            if token is not None and token.expired(now) and self._flavor.auth.expired is None:
+                sees_token = False  # Pleroma's OAuthPlug passes over expired tokens
             response = self._dispatch(
-                request, params, body_error, found, token if api else None, now
+                request, params, body_error, found, token if sees_token else None, now
             )
         rules = self._flavor.rate_limits
         # Mastodon sets the headers in Api::BaseController (routed /api requests only);
@@ -886,6 +975,7 @@ class FakeMastodon:
             vapid_key=self._vapid_key,
             known_scopes=self._known_scopes,
             token=token,
+            token_policy=self._token_policy,
         )
         try:
             return self._run_handler(route.handler, ctx, body_error)

@@ -6,6 +6,7 @@ import random
 import secrets
 import threading
 from bisect import bisect_left
+from typing import Literal
 
 import attrs
 
@@ -19,12 +20,14 @@ __all__ = [
     "Role",
     "State",
     "Token",
+    "TokenPolicy",
     "normalize_scopes",
 ]
 
 FIRST_ACCOUNT_ID = 109_000_000_000_000_001
 FIRST_FOLLOW_ID = 7_000_000
 GRANT_LIFETIME = 600.0  # Doorkeeper's default authorization_code_expires_in
+DEFAULT_PASSWORD = "fake-mastodon-password"
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +84,7 @@ class Account:
     emojis: tuple[Emoji, ...]
     role: Role | None
     created_at: str
+    password: str = attrs.field(default=DEFAULT_PASSWORD, repr=False)
 
     @property
     def local(self) -> bool:
@@ -107,6 +111,21 @@ class Token:
     scopes: tuple[str, ...]
     created_at: int
     revoked: bool = False
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+    # Epoch seconds after which the token no longer works; None: it never expires.
+    expires_at: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@attrs.frozen(kw_only=True)
+class TokenPolicy:
+    """Expiring tokens with refresh tokens: Akkoma's, or Doorkeeper's with
+    ``access_token_expires_in`` and ``use_refresh_token`` configured."""
+
+    lifetime: float
+    style: Literal["akkoma", "doorkeeper"]
 
 
 @attrs.frozen(kw_only=True)
@@ -189,6 +208,10 @@ class State:
         self.tokens: dict[str, Token] = {}
         self._tokens_by_grant: dict[tuple[str, int | None, tuple[str, ...]], list[str]] = {}
         self.grants: dict[str, Grant] = {}
+        # refresh token -> access token
+        self.refresh_tokens: dict[str, str] = {}
+        # Browser sessions of /oauth/authorize: cookie value -> account id.
+        self.sessions: dict[str, int] = {}
         self._next_ids = {"app": 1, "token": 1}
         # Serialized Account JSON per id, rendered for ``json_base``; dropped when counts change.
         self.json_cache: dict[int, str] = {}
@@ -211,6 +234,7 @@ class State:
         emojis: tuple[Emoji, ...],
         role: Role | None,
         created_at: str,
+        password: str = DEFAULT_PASSWORD,
     ) -> int:
         handle = (username.lower(), domain.lower() if domain else None)
         if not username or handle in self._by_handle:
@@ -230,6 +254,7 @@ class State:
             emojis=emojis,
             role=role,
             created_at=created_at,
+            password=password,
         )
         self._by_handle[handle] = account_id
         return account_id
@@ -342,22 +367,34 @@ class State:
         del self.apps[client_id]
         # Tokens and grants go with the app (dependent: :delete_all), so they become unknown.
         for token in [t for t in self.tokens.values() if t.client_id == client_id]:
-            del self.tokens[token.token]
+            self.delete_token(token.token)
         for key in [k for k in self._tokens_by_grant if k[0] == client_id]:
             del self._tokens_by_grant[key]
         for code in [c for c, g in self.grants.items() if g.client_id == client_id]:
             del self.grants[code]
 
     def find_or_create_token(
-        self, app: App, account_id: int | None, scopes: tuple[str, ...], now: float
+        self,
+        app: App,
+        account_id: int | None,
+        scopes: tuple[str, ...],
+        now: float,
+        policy: TokenPolicy | None = None,
     ) -> Token:
-        """Doorkeeper with ``reuse_access_token``: the newest live token for the same
-        (app, owner, scope set) is returned as is, old ``created_at`` included."""
+        """Doorkeeper with ``reuse_access_token``: the newest live, unexpired token for the
+        same (app, owner, scope set) is returned as is, old ``created_at`` included.
+
+        Akkoma never reuses: every grant makes a new token. With a ``policy`` tokens expire
+        and (except Doorkeeper's client-credentials tokens) carry a refresh token.
+        """
         key = (app.client_id, account_id, tuple(sorted(scopes)))
         issued = self._tokens_by_grant.setdefault(key, [])
-        for access_token in reversed(issued):
-            if not self.tokens[access_token].revoked:
-                return self.tokens[access_token]
+        if policy is None or policy.style == "doorkeeper":
+            for access_token in reversed(issued):
+                existing = self.tokens.get(access_token)
+                if existing is not None and not existing.revoked and not existing.expired(now):
+                    return existing
+        with_refresh = policy is not None and (policy.style == "akkoma" or account_id is not None)
         token = Token(
             id=self._next("token"),
             token=_new_secret(),
@@ -365,15 +402,29 @@ class State:
             account_id=account_id,
             scopes=scopes,
             created_at=int(now),
+            refresh_token=_new_secret() if with_refresh else None,
+            expires_at=now + policy.lifetime if policy is not None else None,
         )
         self.tokens[token.token] = token
+        if token.refresh_token is not None:
+            self.refresh_tokens[token.refresh_token] = token.token
         issued.append(token.token)
         return token
+
+    def by_refresh_token(self, refresh_token: str) -> Token | None:
+        access_token = self.refresh_tokens.get(refresh_token)
+        return None if access_token is None else self.tokens.get(access_token)
 
     def revoke(self, access_token: str) -> None:
         token = self.tokens[access_token]
         # Revoked tokens stay in the table until Mastodon's vacuum job, hence "was revoked".
         self.tokens[access_token] = attrs.evolve(token, revoked=True)
+
+    def delete_token(self, access_token: str) -> None:
+        """Akkoma deletes what it revokes (and what it refreshes): the token becomes unknown."""
+        token = self.tokens.pop(access_token)
+        if token.refresh_token is not None:
+            self.refresh_tokens.pop(token.refresh_token, None)
 
     def create_grant(
         self,
