@@ -33,6 +33,7 @@ class Sites:
     store: MemoryTokenStore
     app: App
     alice: str
+    mallory: str
 
 
 @pytest.fixture
@@ -43,27 +44,32 @@ async def sites() -> AsyncIterator[Sites]:
     server.add_followers(alice, 12)  # older follows, then three newer ones with names
     for username, name in (("bob", "Bob"), ("carol", "Carol"), ("dave", "Dave")):
         server.follow(server.add_account(username, display_name=name), alice)
+    mallory = server.add_account("mallory", display_name="<script>alert(1)</script>")
     # The backend's port must be known before its app is registered with its callback URL.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     site_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     app = App(name="Sign-in example", scopes="read", redirect_uris=f"{site_url}/callback")
     store = MemoryTokenStore()
-    async with server.run() as fake_url, aiohttp.ClientSession() as http:
-        runner = web.AppRunner(make_app(http=http, store=store, app=app), shutdown_timeout=0.5)
-        await runner.setup()
-        try:
-            await web.SockSite(runner, listener).start()
-            yield Sites(
-                server=server,
-                fake_url=fake_url,
-                site_url=site_url,
-                store=store,
-                app=app,
-                alice=alice,
-            )
-        finally:
-            await runner.cleanup()
+    # The site closes the socket when it stops; the with closes it if the site never starts.
+    with listener:
+        async with server.run() as fake_url, aiohttp.ClientSession() as http:
+            site = make_app(http=http, store=store, app=app)
+            runner = web.AppRunner(site, shutdown_timeout=0.5)
+            await runner.setup()
+            try:
+                await web.SockSite(runner, listener).start()
+                yield Sites(
+                    server=server,
+                    fake_url=fake_url,
+                    site_url=site_url,
+                    store=store,
+                    app=app,
+                    alice=alice,
+                    mallory=mallory,
+                )
+            finally:
+                await runner.cleanup()
 
 
 async def sign_in_at_the_instance(browser: Browser, sites: Sites) -> None:
@@ -137,3 +143,61 @@ async def test_deny_shows_a_friendly_error_page(browser: Browser, sites: Sites) 
     assert await user_keys(sites) == []
     await browser.click("#again")
     await browser.find("#sign-in")
+
+
+# Without a browser: the same site over aiohttp, with the fake answering the authorize URL.
+
+
+def token_requests(sites: Sites) -> int:
+    return sum(1 for r in sites.server.requests if r.path == "/oauth/token")
+
+
+async def test_the_site_escapes_names_and_refuses_a_forged_sign_out_and_a_replay(
+    sites: Sites,
+) -> None:
+    # unsafe: keep cookies set by an IP-address host (127.0.0.1), as a browser does
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        async with http.post(
+            f"{sites.site_url}/login", data={"instance": sites.fake_url}, allow_redirects=False
+        ) as response:
+            assert response.status == 303
+            authorize = response.headers["Location"]
+        callback = sites.server.authorize(authorize, sites.mallory)
+        async with http.get(callback) as response:
+            page = await response.text()
+        assert response.status == 200
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<script>" not in page
+        assert token_requests(sites) == 1
+
+        async with http.post(f"{sites.site_url}/logout", data={"csrf": "forged"}) as response:
+            assert response.status == 403
+        assert not [r for r in sites.server.requests if r.path == "/oauth/revoke"]
+        assert len(await user_keys(sites)) == 1
+
+        async with http.get(callback) as response:
+            assert response.status == 400
+            assert "This sign-in link is not for this browser" in await response.text()
+        assert token_requests(sites) == 1
+
+
+@pytest.mark.parametrize(
+    ("instance", "says"),
+    [
+        ("http://mastodon.example", "refusing plain http://"),
+        ("https://mastodon.example/path", "without a path"),
+    ],
+)
+async def test_an_instance_the_client_refuses_is_explained_on_the_form(
+    sites: Sites, instance: str, says: str
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sites.site_url}/login", data={"instance": instance}) as response,
+    ):
+        page = await response.text()
+    assert response.status == 400
+    assert says in page
+    assert 'id="sign-in"' in page
+    assert sites.server.requests == []

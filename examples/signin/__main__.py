@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from aiomasto import App, JsonFileTokenStore, MemoryTokenStore, TokenStore
+from aiomasto.testing import FakeMastodon
 
 from .app import make_app
 
@@ -29,7 +31,22 @@ def _arguments() -> argparse.Namespace:
         help="a JSON file for the apps' credentials and the users' tokens "
         "(default: kept in memory, gone when the server stops)",
     )
+    parser.add_argument(
+        "--fake",
+        action="store_true",
+        help="also run a fake Mastodon (aiomasto.testing) with a user alice, password 'alice', "
+        "to try the site without an account anywhere",
+    )
     return parser.parse_args()
+
+
+async def _fake_instance(_: web.Application) -> AsyncIterator[None]:
+    server = FakeMastodon()
+    alice = server.add_account("alice", display_name="Alice", password="alice")
+    server.add_followers(alice, 25)
+    async with server.run() as url:
+        print(f"A fake Mastodon is at {url}: enter it as the instance, sign in as alice/alice")
+        yield
 
 
 async def _site(args: argparse.Namespace) -> web.Application:
@@ -44,6 +61,8 @@ async def _site(args: argparse.Namespace) -> web.Application:
         await http.close()
 
     site.on_cleanup.append(close)
+    if args.fake:
+        site.cleanup_ctx.append(_fake_instance)
     print(f"Sign in at {public}/")
     return site
 

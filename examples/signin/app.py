@@ -336,7 +336,7 @@ def _profile_page(
         f"Signed in as {_name(me)}",
         f"""<h1 id="who">Signed in as <span class="name">{html.escape(_name(me))}</span>
 <span class="acct">@{html.escape(me.acct)}</span></h1>
-<p>on {html.escape(instance)}, followed by {me.followers_count}. The latest followers:</p>
+<p>on {html.escape(instance)} &middot; {me.followers_count} followers, newest first:</p>
 {listed}
 <form method="post" action="/logout" id="sign-out">
 <input type="hidden" name="csrf" value="{html.escape(csrf)}">
