@@ -23,7 +23,7 @@ from ._requester import Requester
 from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens, decode_token
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
-from .auth import App, refresh_token_form
+from .auth import App
 from .entities import Account, Application, CredentialAccount, Relationship, Token
 from .errors import (
     ConfigurationError,
@@ -31,6 +31,7 @@ from .errors import (
     HTTPError,
     PaginationError,
 )
+from .oauth import refresh_token_form
 from .pagination import Direction, Page, Paginator, read_links, relative_cursor
 from .policies import (
     RateLimitPolicy,
@@ -253,7 +254,11 @@ class Session:
         response = await self._send(
             "POST",
             "/oauth/token",
-            form=refresh_token_form(application, old.refresh_token),
+            form=refresh_token_form(
+                client_id=application.client_id or "",
+                client_secret=application.client_secret or "",
+                refresh_token=old.refresh_token,
+            ),
             idempotent=True,
         )
         token = decode_token(response)
