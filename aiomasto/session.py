@@ -24,7 +24,7 @@ from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens, decode_
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
 from .auth import App
-from .entities import Account, Application, CredentialAccount, Relationship, Token
+from .entities import Account, Application, CredentialAccount, Relationship, Token, UserInfo
 from .errors import (
     ConfigurationError,
     DecodeError,
@@ -481,6 +481,14 @@ class Session:
         An app-only token raises :class:`~aiomasto.UserTokenRequired`.
         """
         return await self.get_json(CredentialAccount, "/api/v1/accounts/verify_credentials")
+
+    async def userinfo(self) -> UserInfo:
+        """``GET /oauth/userinfo`` (Mastodon 4.4+): who the token's user is, OpenID style.
+
+        Needs a user token with the ``profile`` scope (:class:`~aiomasto.Forbidden` otherwise);
+        older Mastodon, GoToSocial and Akkoma answer :class:`~aiomasto.NotFound`.
+        """
+        return await self.get_json(UserInfo, "/oauth/userinfo")
 
     async def account(self, account_id: str | int) -> Account:
         """``GET /api/v1/accounts/:id``; an unknown id raises :class:`~aiomasto.NotFound`."""
