@@ -64,7 +64,10 @@ class Session:
     Session on the same store makes no registration or token request). When the server says the
     app token is invalid or revoked, it obtains a new one once, for all concurrent tasks
     together, and replays the request. Or give it an ``access_token`` you already have (a user
-    token from the instance's Development settings): it is used as is and never replaced.
+    token from the instance's Development settings): it is used as is and never replaced. Or
+    give it an ``account`` id with the ``app`` and ``store`` that :class:`~aiomasto.Authorizer`
+    signed that person in with: it acts as that person, refreshing the token where the server
+    issues refresh tokens.
 
     The Session uses its own ``aiohttp.ClientSession``, created inside the running loop, or the
     one you pass as ``http`` (which it then never closes). A response body larger than
