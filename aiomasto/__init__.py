@@ -32,6 +32,7 @@ from .entities import (
     Role,
     Source,
     Token,
+    UserInfo,
 )
 from .errors import (
     AuthorizationDenied,
@@ -146,6 +147,7 @@ __all__ = [
     "Unauthorized",
     "Unprocessable",
     "UsageError",
+    "UserInfo",
     "UserLogin",
     "UserTokenRequired",
     "Waiting",

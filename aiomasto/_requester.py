@@ -173,7 +173,7 @@ class Requester:
                     return response
                 failure = error_for(
                     response,
-                    oauth=response.url.path.startswith("/oauth/"),
+                    oauth=_is_oauth(response.url),
                     secrets=_secrets(form, token),
                 )
                 if isinstance(failure, RateLimited) and self.limiter.policy != "raise":
@@ -432,6 +432,11 @@ class Requester:
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, form = "GET", None
         return response
+
+
+def _is_oauth(url: URL) -> bool:
+    """Whether an error from ``url`` speaks RFC 6749 (token, revoke), not the API's errors."""
+    return url.path.startswith("/oauth/") and url.path != "/oauth/userinfo"
 
 
 def _secrets(form: Mapping[str, str] | None, token: Token | None) -> list[str]:

@@ -115,16 +115,6 @@ def client_credentials_form(app: App, application: Application) -> dict[str, str
     }
 
 
-def refresh_token_form(application: Application, refresh_token: str) -> dict[str, str]:
-    """The body of ``POST /oauth/token`` exchanging a refresh token (Akkoma, Pleroma)."""
-    return {
-        "grant_type": "refresh_token",
-        "refresh_token": Secret(refresh_token),
-        "client_id": application.client_id or "",
-        "client_secret": Secret(application.client_secret or ""),
-    }
-
-
 def revoke_form(access_token: str, application: Application | None) -> dict[str, str]:
     """The body of ``POST /oauth/revoke`` (RFC 7009), with client authentication when known."""
     form: dict[str, str] = {"token": Secret(access_token)}

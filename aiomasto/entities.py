@@ -34,6 +34,7 @@ __all__ = [
     "Role",
     "Source",
     "Token",
+    "UserInfo",
 ]
 
 
@@ -249,3 +250,19 @@ class Error:
     error: str
     error_description: str | None = None
     details: Mapping[str, tuple[ErrorDetail, ...]] = field(factory=dict, hash=False)
+
+
+@frozen(kw_only=True)
+class UserInfo:
+    """The signed-in person as ``GET /oauth/userinfo`` tells it (Mastodon 4.4+, OpenID style).
+
+    ``sub`` is the account's ActivityPub actor URI, ``preferred_username`` its username,
+    ``profile`` its profile page and ``picture`` its avatar.
+    """
+
+    sub: str
+    iss: str | None = None
+    name: str | None = None
+    preferred_username: str | None = None
+    profile: str | None = None
+    picture: str | None = None

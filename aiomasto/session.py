@@ -23,14 +23,15 @@ from ._requester import Requester
 from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens, decode_token
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
-from .auth import App, refresh_token_form
-from .entities import Account, Application, CredentialAccount, Relationship, Token
+from .auth import App
+from .entities import Account, Application, CredentialAccount, Relationship, Token, UserInfo
 from .errors import (
     ConfigurationError,
     DecodeError,
     HTTPError,
     PaginationError,
 )
+from .oauth import refresh_token_form
 from .pagination import Direction, Page, Paginator, read_links, relative_cursor
 from .policies import (
     RateLimitPolicy,
@@ -63,7 +64,10 @@ class Session:
     Session on the same store makes no registration or token request). When the server says the
     app token is invalid or revoked, it obtains a new one once, for all concurrent tasks
     together, and replays the request. Or give it an ``access_token`` you already have (a user
-    token from the instance's Development settings): it is used as is and never replaced.
+    token from the instance's Development settings): it is used as is and never replaced. Or
+    give it an ``account`` id with the ``app`` and ``store`` that :class:`~aiomasto.Authorizer`
+    signed that person in with: it acts as that person, refreshing the token where the server
+    issues refresh tokens.
 
     The Session uses its own ``aiohttp.ClientSession``, created inside the running loop, or the
     one you pass as ``http`` (which it then never closes). A response body larger than
@@ -253,7 +257,11 @@ class Session:
         response = await self._send(
             "POST",
             "/oauth/token",
-            form=refresh_token_form(application, old.refresh_token),
+            form=refresh_token_form(
+                client_id=application.client_id or "",
+                client_secret=application.client_secret or "",
+                refresh_token=old.refresh_token,
+            ),
             idempotent=True,
         )
         token = decode_token(response)
@@ -476,6 +484,14 @@ class Session:
         An app-only token raises :class:`~aiomasto.UserTokenRequired`.
         """
         return await self.get_json(CredentialAccount, "/api/v1/accounts/verify_credentials")
+
+    async def userinfo(self) -> UserInfo:
+        """``GET /oauth/userinfo`` (Mastodon 4.4+): who the token's user is, OpenID style.
+
+        Needs a user token with the ``profile`` scope (:class:`~aiomasto.Forbidden` otherwise);
+        older Mastodon, GoToSocial and Akkoma answer :class:`~aiomasto.NotFound`.
+        """
+        return await self.get_json(UserInfo, "/oauth/userinfo")
 
     async def account(self, account_id: str | int) -> Account:
         """``GET /api/v1/accounts/:id``; an unknown id raises :class:`~aiomasto.NotFound`."""

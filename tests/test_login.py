@@ -25,7 +25,7 @@ from aiomasto import (
     MemoryTokenStore,
     StoreKey,
 )
-from aiomasto.testing import FakeMastodon
+from aiomasto.testing import FakeMastodon, Fault
 
 CALLBACK = "http://127.0.0.1:9/callback"
 SITE = App(name="My site", scopes="read write", redirect_uris=(CALLBACK, OOB_REDIRECT_URI))
@@ -284,3 +284,60 @@ async def test_revoking_a_given_user_token_with_its_app_sends_client_credentials
         await masto.revoke()
     [revoked] = [r for r in server.requests if r.path == "/oauth/revoke"]
     assert dict(revoked.form)["client_secret"]
+
+
+# -- discovery and userinfo --------------------------------------------------------------------
+
+
+async def test_the_discovered_authorize_endpoint_is_used(server: FakeMastodon) -> None:
+    document = {
+        "issuer": f"{url(server)}/",
+        "authorization_endpoint": f"{url(server)}/oauth/authorize?from=metadata",
+        "token_endpoint": f"{url(server)}/oauth/token",
+        "revocation_endpoint": f"{url(server)}/oauth/revoke",
+    }
+    server.inject("/.well-known/oauth-authorization-server", Fault.json(200, document))
+    begun = await Authorizer(SITE).start(url(server))
+    assert query(begun.url)["from"] == "metadata"
+    assert server.count("GET", "/.well-known/oauth-authorization-server") == 1
+
+
+async def test_a_discovered_endpoint_on_another_origin_is_refused(server: FakeMastodon) -> None:
+    document = {
+        "issuer": f"{url(server)}/",
+        "authorization_endpoint": f"{url(server)}/oauth/authorize",
+        "token_endpoint": "https://evil.example/oauth/token",
+    }
+    server.inject("/.well-known/oauth-authorization-server", Fault.json(200, document))
+    with pytest.raises(aiomasto.OriginError):
+        await Authorizer(SITE).start(url(server))
+
+
+@pytest.mark.parametrize("flavor", ["gotosocial", "akkoma"])
+async def test_servers_without_metadata_fall_back_to_the_oauth_paths(flavor: str) -> None:
+    server = FakeMastodon(flavor=flavor)  # type: ignore[arg-type]
+    alice = server.add_account("alice")
+    async with server.run(), asyncio.timeout(10):
+        auth = Authorizer(App(name="My site", scopes="read", redirect_uris=CALLBACK))
+        begun = await auth.start(url(server))
+        assert urlsplit(begun.url).path == "/oauth/authorize"
+        redirect = server.authorize(begun.url, alice)
+        user = await auth.finish(begun.state, dict(parse_qsl(urlsplit(redirect).query)))
+    assert user.account.id == alice
+
+
+async def test_userinfo_with_the_profile_scope(server: FakeMastodon, alice: str) -> None:
+    app = App(name="Profile", scopes="read profile", redirect_uris=CALLBACK)
+    auth = Authorizer(app)
+    begun = await auth.start(url(server))
+    await auth.finish(begun.state, approve(server, begun.url, alice))
+    async with auth.session(url(server), alice) as masto, asyncio.timeout(5):
+        info = await masto.userinfo()
+    assert info.preferred_username == "alice"
+    assert info.name == "Alice"
+    begun = await auth.start(url(server), scopes="read")
+    bob = server.add_account("bob")
+    await auth.finish(begun.state, approve(server, begun.url, bob))
+    async with auth.session(url(server), bob) as masto, asyncio.timeout(5):
+        with pytest.raises(aiomasto.Forbidden):
+            await masto.userinfo()
