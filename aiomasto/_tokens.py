@@ -31,6 +31,7 @@ from ._singleflight import SingleFlight
 from .auth import App, client_credentials_form, registration_form, revoke_form
 from .entities import Application, Token
 from .errors import ConfigurationError, DecodeError, HTTPError, OAuthError, UsageError
+from .oauth import refresh_token_form
 from .stores import Credentials, StoreKey, TokenStore, store_lock
 
 __all__ = ["AppTokens", "GivenToken", "NoToken", "Send", "Tokens", "UserTokens", "decode_token"]
@@ -363,7 +364,23 @@ def needs_refresh(token: Token, now: float) -> bool:
     return now >= end - min(_REFRESH_MARGIN, _REFRESH_SHARE * token.expires_in)
 
 
-Refresh = Callable[[Application, Token], Awaitable[Token]]
+async def refresh_token(send: Send, application: Application, old: Token) -> Token:
+    """Exchange ``old``'s refresh token for a new token (Akkoma, Pleroma) at ``/oauth/token``."""
+    assert old.refresh_token is not None  # checked by the caller
+    response = await send(
+        "POST",
+        "/oauth/token",
+        form=refresh_token_form(
+            client_id=application.client_id or "",
+            client_secret=application.client_secret or "",
+            refresh_token=old.refresh_token,
+        ),
+        idempotent=True,
+    )
+    token = decode_token(response)
+    if token.refresh_token is None:
+        token = evolve(token, refresh_token=old.refresh_token)  # the old one still serves
+    return token
 
 
 class UserTokens:
@@ -380,13 +397,11 @@ class UserTokens:
         *,
         store: TokenStore,
         key: StoreKey,
-        refresh: Refresh,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._send = send
         self._store = store
         self._key = key
-        self._refresh = refresh
         self._clock = clock
         self._token: Token | None = None
         self._loaded = False
@@ -438,7 +453,7 @@ class UserTokens:
             if self.application is None:
                 raise ConfigurationError(f"the app's registration for {self._key} is not stored")
             log.info("refreshing the user token of %s", self._key)
-            token = await self._refresh(self.application, old)
+            token = await refresh_token(self._send, self.application, old)
             await self._store.save(self._key, Credentials(app=self.application, token=token))
         self._token = token
 

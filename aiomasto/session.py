@@ -12,7 +12,6 @@ from typing import Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from attrs import evolve
 from yarl import URL
 
 from ._converter import decode_json, decode_json_items, decode_json_list
@@ -20,7 +19,7 @@ from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import RateLimiter
 from ._protocol import RawResponse
 from ._requester import Requester
-from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens, decode_token
+from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens
 from ._urls import instance_url, normalise_instance
 from ._version import __version__
 from .auth import App
@@ -31,7 +30,6 @@ from .errors import (
     HTTPError,
     PaginationError,
 )
-from .oauth import refresh_token_form
 from .pagination import Direction, Page, Paginator, read_links, relative_cursor
 from .policies import (
     RateLimitPolicy,
@@ -144,9 +142,7 @@ class Session:
             self._tokens = GivenToken(access_token, self._send, store=self._store, key=app_key)
         elif app is not None and account is not None:
             user_key = StoreKey(instance=str(self.instance), app=app.name, account=str(account))
-            self._tokens = UserTokens(
-                self._send, store=self._store, key=user_key, refresh=self._refresh, clock=clock
-            )
+            self._tokens = UserTokens(self._send, store=self._store, key=user_key, clock=clock)
         elif app is not None and app_key is not None:
             self._tokens = AppTokens(
                 app, self._send, store=self._store, key=app_key, instance=str(self.instance)
@@ -250,24 +246,6 @@ class Session:
         refuses to revoke a user token without them. Revoking twice is harmless.
         """
         await self._tokens.revoke()
-
-    async def _refresh(self, application: Application, old: Token) -> Token:
-        """Exchange ``old``'s refresh token for a new token (Akkoma, Pleroma)."""
-        assert old.refresh_token is not None  # checked by the caller
-        response = await self._send(
-            "POST",
-            "/oauth/token",
-            form=refresh_token_form(
-                client_id=application.client_id or "",
-                client_secret=application.client_secret or "",
-                refresh_token=old.refresh_token,
-            ),
-            idempotent=True,
-        )
-        token = decode_token(response)
-        if token.refresh_token is None:
-            token = evolve(token, refresh_token=old.refresh_token)  # the old one still serves
-        return token
 
     # -- requests ---------------------------------------------------------------------------
 
