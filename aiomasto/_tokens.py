@@ -170,27 +170,37 @@ async def revoke_token(send: Send, token: Token, application: Application | None
     )
 
 
-class AppTokens:
-    """The app's own client-credentials token, registered and obtained once, kept in a store."""
+class _Stored:
+    """What the strategies that keep their token in a store share."""
 
-    def __init__(
-        self, app: App, send: Send, *, store: TokenStore, key: StoreKey, instance: str
-    ) -> None:
-        self._app = app
+    def __init__(self, send: Send, *, store: TokenStore, key: StoreKey) -> None:
         self._send = send
         self._store = store
         self._key = key
-        self._instance = instance
         self._token: Token | None = None
         self._loaded = False
         self._flight: SingleFlight[None] = SingleFlight()
-        self._registration_flight: SingleFlight[None] = SingleFlight()
-        self._registered_again = False
         self.application: Application | None = None
 
     @property
     def cached(self) -> Token | None:
         return self._token
+
+    def cancel(self) -> None:
+        self._flight.cancel()
+
+
+class AppTokens(_Stored):
+    """The app's own client-credentials token, registered and obtained once, kept in a store."""
+
+    def __init__(
+        self, app: App, send: Send, *, store: TokenStore, key: StoreKey, instance: str
+    ) -> None:
+        super().__init__(send, store=store, key=key)
+        self._app = app
+        self._instance = instance
+        self._registration_flight: SingleFlight[None] = SingleFlight()
+        self._registered_again = False
 
     async def current(self) -> Token | None:
         if not self._loaded:
@@ -211,7 +221,7 @@ class AppTokens:
         return self._token
 
     def cancel(self) -> None:
-        self._flight.cancel()
+        super().cancel()
         self._registration_flight.cancel()
 
     async def registered(self) -> Application:
@@ -383,7 +393,7 @@ async def refresh_token(send: Send, application: Application, old: Token) -> Tok
     return token
 
 
-class UserTokens:
+class UserTokens(_Stored):
     """A person's token, stored under (instance, app, account) by the sign-in flow.
 
     Refreshed, once for every task that needs it, shortly before it expires and when the server
@@ -399,18 +409,8 @@ class UserTokens:
         key: StoreKey,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._send = send
-        self._store = store
-        self._key = key
+        super().__init__(send, store=store, key=key)
         self._clock = clock
-        self._token: Token | None = None
-        self._loaded = False
-        self._flight: SingleFlight[None] = SingleFlight()
-        self.application: Application | None = None
-
-    @property
-    def cached(self) -> Token | None:
-        return self._token
 
     async def current(self) -> Token | None:
         if not self._loaded:
@@ -426,9 +426,6 @@ class UserTokens:
         if self._token is rejected:
             await self._flight.run(lambda: self._renew(rejected))
         return self._token if self._token is not rejected else None
-
-    def cancel(self) -> None:
-        self._flight.cancel()
 
     async def _load(self) -> None:
         if self._loaded:
