@@ -60,6 +60,7 @@ __all__ = ["Authorizer", "LoginStart", "UserLogin", "discover"]
 log = logging.getLogger("aiomasto")
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
+_METADATA_TTL = 900.0
 
 
 @frozen(kw_only=True)
@@ -132,6 +133,7 @@ class Authorizer:
         self._clock = clock
         self._options = session_options
         self._finished: dict[str, float] = {}  # state -> when, for replays within max_age
+        self._metadata: dict[str, tuple[ServerMetadata, float]] = {}  # origin -> (it, when)
 
     def _session(self, instance: str, **extra: Any) -> Session:
         return Session(
@@ -195,7 +197,7 @@ class Authorizer:
             tokens = masto._tokens
             assert isinstance(tokens, AppTokens)
             application = await tokens.registered()
-            metadata = await discover(masto)
+            metadata = await self._discover(masto)
             origin = str(masto.instance)
         verifier = make_code_verifier()
         login = LoginState(
@@ -218,6 +220,16 @@ class Authorizer:
             lang=lang,
         )
         return LoginStart(url=url, state=login)
+
+    async def _discover(self, masto: Session) -> ServerMetadata:
+        """The instance's endpoints, asked again after 15 minutes (as long as Mastodon caches)."""
+        origin, now = str(masto.instance), self._clock()
+        known = self._metadata.get(origin)
+        if known is not None and now - known[1] < _METADATA_TTL:
+            return known[0]
+        metadata = await discover(masto)
+        self._metadata[origin] = (metadata, now)
+        return metadata
 
     def _scopes(self, scopes: str | tuple[str, ...] | None) -> tuple[str, ...]:
         if scopes is None:
@@ -252,7 +264,7 @@ class Authorizer:
             tokens = masto._tokens
             assert isinstance(tokens, AppTokens)
             application = await tokens.registered()
-            metadata = await discover(masto)
+            metadata = await self._discover(masto)
             response = await masto._send(
                 "POST",
                 str(metadata.token_endpoint),

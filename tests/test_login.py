@@ -341,3 +341,17 @@ async def test_userinfo_with_the_profile_scope(server: FakeMastodon, alice: str)
     async with auth.session(url(server), bob) as masto, asyncio.timeout(5):
         with pytest.raises(aiomasto.Forbidden):
             await masto.userinfo()
+
+
+async def test_the_metadata_is_asked_for_once_per_quarter_hour(
+    server: FakeMastodon, alice: str
+) -> None:
+    now = [1_800_000_000.0]
+    auth = Authorizer(SITE, clock=lambda: now[0])
+    for _ in range(3):
+        begun = await auth.start(url(server))
+        await auth.finish(begun.state, approve(server, begun.url, alice))
+    assert server.count("GET", "/.well-known/oauth-authorization-server") == 1
+    now[0] += 901
+    await auth.start(url(server))
+    assert server.count("GET", "/.well-known/oauth-authorization-server") == 2
