@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import orjson
 import pytest
 from browser import Browser, chromium
+from servers import redis_server
 
 from aiomasto import _converter
 from aiomasto.testing import FakeMastodon
@@ -35,3 +36,10 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
     """Headless Chromium (Debian's packages); skipped without them, failed in CI."""
     for driver in chromium(monkeypatch):
         yield Browser(driver)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real, password-protected redis-server for this test session (Debian's package)."""
+    with redis_server() as url:
+        yield url
