@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from attrs import evolve
 from yarl import URL
@@ -33,7 +34,15 @@ from ._protocol import RawResponse
 from .policies import RateLimitPolicy, WaitReason
 from .ratelimit import RateLimit, parse_retry_after
 
-__all__ = ["Bucket", "RateLimiter", "request_kind", "retry_after", "server_skew"]
+__all__ = [
+    "Bucket",
+    "Limiter",
+    "LimiterBackend",
+    "RateLimiter",
+    "request_kind",
+    "retry_after",
+    "server_skew",
+]
 
 # Mastodon writes the reset as the request time plus the rest of the window, so its fraction
 # is the request's microseconds (mastodon-api.md §8.2); its windows are whole seconds aligned
@@ -177,6 +186,58 @@ class Bucket:
             self.next_slot = now
 
 
+class Limiter(Protocol):
+    """What the requester needs of a limiter, for one Session (see :class:`RateLimiter`)."""
+
+    policy: RateLimitPolicy
+    clock: Clock
+    latest: RateLimit | None
+
+    def bucket(self, token: str, kind: str, *, instance: str = "") -> Bucket:
+        """The bucket of ``token``'s requests of ``kind`` on ``instance``."""
+        ...
+
+    async def take(self, bucket: Bucket) -> tuple[float | None, WaitReason | None]:
+        """:meth:`RateLimiter.reserve`."""
+        ...
+
+    async def news(self, bucket: Bucket) -> None:
+        """Wait until a request of the bucket may have been answered (the caller bounds it)."""
+        ...
+
+    async def settle(self, bucket: Bucket, response: RawResponse) -> None:
+        """:meth:`RateLimiter.observe`."""
+        ...
+
+    async def hold(self, bucket: Bucket, *, retry_after: float | None, fallback: float) -> bool:
+        """:meth:`RateLimiter.rate_limited`."""
+        ...
+
+    async def give_back(self, bucket: Bucket) -> None:
+        """:meth:`RateLimiter.release`; done even when the awaiting task is being cancelled."""
+        ...
+
+    def first_to_wait(self, bucket: Bucket, seconds: float) -> bool:
+        """:meth:`RateLimiter.first_to_wait`."""
+        ...
+
+    def first_slow_pace(self, bucket: Bucket) -> bool:
+        """:meth:`RateLimiter.first_slow_pace`."""
+        ...
+
+
+class LimiterBackend(Protocol):
+    """Where rate-limit buckets live, for ``Session(limiter=...)``; in memory when none is given.
+
+    ``bind`` gives the limiter one Session uses, with that Session's policy, clock and
+    ``max_wait``; one backend may serve many Sessions (and tokens, and instances).
+    """
+
+    def bind(self, policy: RateLimitPolicy, clock: Clock, *, max_wait: float) -> Limiter:
+        """The limiter for one Session."""
+        ...
+
+
 class RateLimiter:
     """Decides, before each request, whether it may go now or must wait, and how long.
 
@@ -194,7 +255,8 @@ class RateLimiter:
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.latest: RateLimit | None = None
 
-    def bucket(self, token: str, kind: str) -> Bucket:
+    def bucket(self, token: str, kind: str, *, instance: str = "") -> Bucket:
+        # One RateLimiter serves one Session, so one instance: its tokens are the keys.
         key = (token, kind)
         if key not in self.buckets:
             self.buckets[key] = Bucket()
@@ -281,6 +343,23 @@ class RateLimiter:
     def release(self, bucket: Bucket) -> None:
         """The request holding a slot will get no answer: a transport error, or cancelled."""
         bucket.answered()
+
+    # The steps as the requester awaits them (see Limiter): nothing in them suspends.
+
+    async def take(self, bucket: Bucket) -> tuple[float | None, WaitReason | None]:
+        return self.reserve(bucket)
+
+    async def news(self, bucket: Bucket) -> None:
+        await bucket.heard.wait()
+
+    async def settle(self, bucket: Bucket, response: RawResponse) -> None:
+        self.observe(bucket, response)
+
+    async def hold(self, bucket: Bucket, *, retry_after: float | None, fallback: float) -> bool:
+        return self.rate_limited(bucket, retry_after=retry_after, fallback=fallback)
+
+    async def give_back(self, bucket: Bucket) -> None:
+        self.release(bucket)
 
     def first_to_wait(self, bucket: Bucket, seconds: float) -> bool:
         """Whether a wait of ``seconds`` is news: the first task to meet it reports it.

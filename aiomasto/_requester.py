@@ -21,7 +21,7 @@ import aiohttp
 from yarl import URL
 
 from ._http import Transport
-from ._limiter import Bucket, RateLimiter, request_kind, retry_after
+from ._limiter import Bucket, Limiter, request_kind, retry_after
 from ._protocol import RawResponse, error_for, redact_url
 from ._redact import Secret
 from ._urls import check_origin
@@ -92,7 +92,7 @@ class Requester:
         self,
         instance: URL,
         transport: Transport,
-        limiter: RateLimiter,
+        limiter: Limiter,
         *,
         retry: Retry,
         timeout: aiohttp.ClientTimeout,
@@ -102,6 +102,7 @@ class Requester:
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self.instance = instance
+        self._origin = str(instance)  # keys the limiter's buckets
         self.transport = transport
         self.limiter = limiter
         self._retry = retry
@@ -136,7 +137,7 @@ class Requester:
         retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
         kind = request_kind(method, url)
         owner = Secret(token.access_token) if token else ""  # a bucket key that hides in a repr
-        bucket = None if kind is None else self.limiter.bucket(owner, kind)
+        bucket = None if kind is None else self.limiter.bucket(owner, kind, instance=self._origin)
         timeout = timeout or self._timeout
         call = _Call(timeout.total or None)  # like aiohttp, a total of 0 means none
         # aiohttp's own total would restart with every attempt: the deadline replaces it.
@@ -229,10 +230,10 @@ class Requester:
                 raise self._deadline_passed(method, url, call)
         except BaseException:
             if bucket is not None:
-                self.limiter.release(bucket)
+                await self.limiter.give_back(bucket)
             raise
         if bucket is not None:
-            self.limiter.observe(bucket, response)
+            await self.limiter.settle(bucket, response)
         return response
 
     def _deadline_passed(self, method: str, url: URL, call: _Call) -> RequestTimeout:
@@ -262,7 +263,7 @@ class Requester:
         # after a failure, growing with each 429 in a row.
         fallback = max(1.0, self._retry.delay(times, self._rng))
         if bucket is not None:
-            known = self.limiter.rate_limited(bucket, retry_after=told, fallback=fallback)
+            known = await self.limiter.hold(bucket, retry_after=told, fallback=fallback)
             # A registration is never retried on a guess: only when the server said when.
             return known or kind != "registration"
         seconds = max(1.0, told if told is not None else fallback)
@@ -318,12 +319,12 @@ class Requester:
         while True:
             if call.passed():
                 raise self._deadline_passed(method, url, call)
-            delay, reason = self.limiter.reserve(bucket)
+            delay, reason = await self.limiter.take(bucket)
             if delay is None:
                 # The request that probes the budget answers first.
                 try:
                     async with asyncio.timeout_at(call.at):
-                        await bucket.heard.wait()
+                        await self.limiter.news(bucket)
                 except TimeoutError:
                     raise self._deadline_passed(method, url, call) from None
                 continue
@@ -340,7 +341,7 @@ class Requester:
             try:
                 await self._pause(reason, delay, method, url, bucket, call, kind)
             except BaseException:
-                self.limiter.release(bucket)  # the paced slot was taken: give it back
+                await self.limiter.give_back(bucket)  # the paced slot was taken: give it back
                 raise
             return None
 
