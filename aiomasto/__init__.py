@@ -78,6 +78,7 @@ from .oauth import (
 from .pagination import Page, Paginator, parse_links
 from .policies import NO_RETRY, RateLimitPolicy, Retry, Retrying, Waiting
 from .ratelimit import RateLimit
+from .ratelimit_redis import RateLimiterError, RedisLimiter
 from .session import Session
 from .stores import (
     Credentials,
@@ -127,9 +128,11 @@ __all__ = [
     "RateLimit",
     "RateLimitPolicy",
     "RateLimited",
+    "RateLimiterError",
     "Relationship",
     "RequestTimeout",
     "ResponseTooLarge",
+    "RedisLimiter",
     "Retry",
     "Retrying",
     "Role",

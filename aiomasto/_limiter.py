@@ -192,9 +192,11 @@ class Limiter(Protocol):
     policy: RateLimitPolicy
     clock: Clock
     latest: RateLimit | None
+    buckets: dict[tuple[str, str], Bucket]
+    """The buckets handed out so far, by (token, kind)."""
 
-    def bucket(self, token: str, kind: str, *, instance: str = "") -> Bucket:
-        """The bucket of ``token``'s requests of ``kind`` on ``instance``."""
+    def bucket(self, token: str, kind: str) -> Bucket:
+        """The bucket of ``token``'s requests of ``kind``."""
         ...
 
     async def take(self, bucket: Bucket) -> tuple[float | None, WaitReason | None]:
@@ -229,11 +231,14 @@ class Limiter(Protocol):
 class LimiterBackend(Protocol):
     """Where rate-limit buckets live, for ``Session(limiter=...)``; in memory when none is given.
 
-    ``bind`` gives the limiter one Session uses, with that Session's policy, clock and
-    ``max_wait``; one backend may serve many Sessions (and tokens, and instances).
+    ``bind`` gives the limiter one Session uses, for its instance (the normalised origin), with
+    its policy, clock and ``max_wait``; one backend may serve many Sessions (and tokens, and
+    instances).
     """
 
-    def bind(self, policy: RateLimitPolicy, clock: Clock, *, max_wait: float) -> Limiter:
+    def bind(
+        self, instance: str, policy: RateLimitPolicy, clock: Clock, *, max_wait: float
+    ) -> Limiter:
         """The limiter for one Session."""
         ...
 
@@ -255,8 +260,7 @@ class RateLimiter:
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.latest: RateLimit | None = None
 
-    def bucket(self, token: str, kind: str, *, instance: str = "") -> Bucket:
-        # One RateLimiter serves one Session, so one instance: its tokens are the keys.
+    def bucket(self, token: str, kind: str) -> Bucket:
         key = (token, kind)
         if key not in self.buckets:
             self.buckets[key] = Bucket()

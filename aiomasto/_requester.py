@@ -102,7 +102,6 @@ class Requester:
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self.instance = instance
-        self._origin = str(instance)  # keys the limiter's buckets
         self.transport = transport
         self.limiter = limiter
         self._retry = retry
@@ -137,7 +136,7 @@ class Requester:
         retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
         kind = request_kind(method, url)
         owner = Secret(token.access_token) if token else ""  # a bucket key that hides in a repr
-        bucket = None if kind is None else self.limiter.bucket(owner, kind, instance=self._origin)
+        bucket = None if kind is None else self.limiter.bucket(owner, kind)
         timeout = timeout or self._timeout
         call = _Call(timeout.total or None)  # like aiohttp, a total of 0 means none
         # aiohttp's own total would restart with every attempt: the deadline replaces it.

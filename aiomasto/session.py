@@ -16,7 +16,7 @@ from yarl import URL
 
 from ._converter import decode_json, decode_json_items, decode_json_list
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
-from ._limiter import RateLimiter
+from ._limiter import LimiterBackend, RateLimiter
 from ._protocol import RawResponse
 from ._requester import Requester
 from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens
@@ -83,7 +83,9 @@ class Session:
     an HTTP date, and a 429 holds its window for a second at least, whatever it says. An app
     registration answered 429 sits out one announced reset at most, then raises. A rate-limit
     wait of 5 s or more is logged once at INFO (the window, and when the wait ends);
-    ``on_wait`` is called once per wait, not once per task it holds.
+    ``on_wait`` is called once per wait, not once per task it holds. The budget lives in the
+    Session; ``limiter=RedisLimiter(url)`` (:class:`~aiomasto.RedisLimiter`) keeps it in Redis
+    instead, so every process and machine using the same token shares one budget.
 
     Idempotent requests are retried on connection errors, timeouts and 502/503/504 as
     ``retry`` says (``NO_RETRY`` to turn it off). ``timeout`` is the default for every request
@@ -123,6 +125,7 @@ class Session:
         allow_insecure_http: bool = False,
         rate_limit: RateLimitPolicy = "wait",
         max_wait: float = DEFAULT_MAX_WAIT,
+        limiter: LimiterBackend | None = None,
         retry: Retry = DEFAULT_RETRY,
         on_wait: WaitHook | None = None,
         on_retry: RetryHook | None = None,
@@ -171,7 +174,9 @@ class Session:
         self._requester = Requester(
             self.instance,
             self._transport,
-            RateLimiter(rate_limit, clock, max_wait=max_wait),
+            RateLimiter(rate_limit, clock, max_wait=max_wait)
+            if limiter is None
+            else limiter.bind(str(self.instance), rate_limit, clock, max_wait=max_wait),
             retry=retry,
             timeout=timeout,
             max_wait=max_wait,
