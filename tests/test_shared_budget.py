@@ -349,7 +349,7 @@ async def test_the_servers_word_from_any_process_resyncs_the_budget(redis_url: s
         assert await b.take(second) == (0.0, None)
 
 
-async def test_session_with_a_redis_limiter_reports_a_shared_wait(redis_url: str) -> None:
+async def test_a_second_process_knows_a_spent_window_from_redis_alone(redis_url: str) -> None:
     server = FakeMastodon(limits=Limits(per_user=(2, 300.0), per_token=(2, 300.0)))
     alice = server.add_account("alice")
     token = server.issue_user_token(alice)
