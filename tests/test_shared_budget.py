@@ -41,12 +41,13 @@ from aiomasto import RedisLimiter, Session
 
 url, token, redis, account, prefix = sys.argv[1:6]
 start, stop = float(sys.argv[6]), float(sys.argv[7])
-tasks, lease = int(sys.argv[8]), float(sys.argv[9])
+tasks, lease, policy = int(sys.argv[8]), float(sys.argv[9]), sys.argv[10]
 
 async def main() -> None:
     ok, errors = 0, []
     limiter = RedisLimiter(redis, prefix=prefix, lease=lease)
-    async with limiter, Session(url, access_token=token, limiter=limiter) as masto:
+    session = Session(url, access_token=token, limiter=limiter, rate_limit=policy)
+    async with limiter, session as masto:
         await asyncio.sleep(max(0.0, start - time.time()))
 
         async def fetch() -> None:
@@ -103,6 +104,7 @@ async def fleet(
     tasks: int,
     windows: int,
     lease: float = 120.0,
+    policy: str = "wait",
 ) -> tuple[float, list[asyncio.subprocess.Process]]:
     """Start the workers; they begin together at a window boundary. Returns it and them."""
     # Time to import aiomasto in every process, on shared cores, before the first window.
@@ -116,6 +118,7 @@ async def fleet(
             *args,
             str(tasks),
             str(lease),
+            policy,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -140,7 +143,8 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-async def test_four_processes_share_one_budget_without_a_429(redis_url: str) -> None:
+@pytest.mark.parametrize("policy", ["wait", "pace"])
+async def test_four_processes_share_one_budget_without_a_429(redis_url: str, policy: str) -> None:
     server = FakeMastodon(limits=WINDOW, enforce_rate_limit=True)
     alice = server.add_account("alice")
     token = server.issue_user_token(alice)
@@ -148,7 +152,15 @@ async def test_four_processes_share_one_budget_without_a_429(redis_url: str) -> 
     windows = 4
     async with asyncio.timeout(40), server.run() as url:
         start, workers = await fleet(
-            url, token, redis_url, alice, "fleet", processes=4, tasks=8, windows=windows
+            url,
+            token,
+            redis_url,
+            alice,
+            policy,
+            processes=4,
+            tasks=8,
+            windows=windows,
+            policy=policy,
         )
         done = [await results(worker) for worker in workers]
     first = math.floor(start / PERIOD)
@@ -160,6 +172,13 @@ async def test_four_processes_share_one_budget_without_a_429(redis_url: str) -> 
     assert all(isinstance(result["ok"], int) and result["ok"] > 0 for result in done)
     for window in range(first, first + windows):
         assert used.get(window, 0) >= 0.9 * LIMIT, (window - first, used)
+    if policy == "pace":
+        # Spread over each window by every process together, not sent in a burst at its start,
+        # once two resets have shown the window's length (until then, a new window's reset is
+        # not known before its first answer: as in one process).
+        early = per_window([(at, got) for at, got in seen if at % PERIOD < PERIOD / 2], 200)
+        for window in range(first + 2, first + windows):
+            assert early.get(window, 0) <= 0.7 * used[window], (window - first, early, used)
 
 
 async def test_a_process_killed_mid_window_leaves_the_budget_to_the_others(
@@ -371,3 +390,13 @@ async def test_a_second_process_knows_a_spent_window_from_redis_alone(redis_url:
     assert caught.value.attempts == 0
     assert server.throttled == 0
     assert waits == []
+
+
+async def test_importing_aiomasto_does_not_import_redis() -> None:
+    check = "import sys, aiomasto; print(aiomasto.RedisLimiter.__name__, 'redis' in sys.modules)"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", check, stdout=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(30):
+        out, _ = await process.communicate()
+    assert out.split() == [b"RedisLimiter", b"False"]
