@@ -51,6 +51,7 @@ from .errors import (
     OriginError,
     PaginationError,
     RateLimited,
+    RateLimiterError,
     RequestTimeout,
     ResponseTooLarge,
     ScopeMismatch,
@@ -78,7 +79,7 @@ from .oauth import (
 from .pagination import Page, Paginator, parse_links
 from .policies import NO_RETRY, RateLimitPolicy, Retry, Retrying, Waiting
 from .ratelimit import RateLimit
-from .ratelimit_redis import RateLimiterError, RedisLimiter
+from .ratelimit_redis import RedisLimiter
 from .session import Session
 from .stores import (
     Credentials,

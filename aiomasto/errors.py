@@ -8,6 +8,8 @@
     ├── UsageError                     not now: the Session is not open or already closed, its
     │                                  borrowed aiohttp session was closed (also a RuntimeError)
     ├── TokenStoreError                a TokenStore could not load or save (corrupt file, I/O)
+    ├── RateLimiterError               a shared rate budget (RedisLimiter) could not be read or
+    │                                  updated
     ├── TransportError                 no HTTP response at all
     │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
     │   ├── RequestTimeout             the server did not answer in time
@@ -80,6 +82,7 @@ __all__ = [
     "OriginError",
     "PaginationError",
     "RateLimited",
+    "RateLimiterError",
     "RequestTimeout",
     "ResponseTooLarge",
     "ScopeMismatch",
@@ -134,6 +137,13 @@ class TokenStoreError(MastodonError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class RateLimiterError(MastodonError):
+    """The shared rate budget could not be read or updated (Redis unreachable, refused).
+
+    The message names the Redis server with its password masked, and the kind of failure.
+    """
 
 
 class TransportError(MastodonError):

@@ -40,14 +40,14 @@ from ._limiter import (
     server_skew,
 )
 from ._protocol import RawResponse
-from .errors import ConfigurationError, MastodonError
+from .errors import ConfigurationError, RateLimiterError
 from .policies import RateLimitPolicy, WaitReason
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["RateLimiterError", "RedisLimiter"]
+__all__ = ["RedisLimiter"]
 
 log = logging.getLogger("aiomasto")
 
@@ -199,13 +199,6 @@ redis.call('EXPIRE', state, ARGV[6])
 return {known, f(blocked)}
 """
 )
-
-
-class RateLimiterError(MastodonError):
-    """The shared rate budget could not be read or updated (Redis unreachable, refused).
-
-    The message names the Redis server with its password masked, and the kind of failure.
-    """
 
 
 class RedisLimiter:
