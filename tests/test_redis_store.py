@@ -7,6 +7,7 @@ Other processes are real subprocesses with their own event loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -380,6 +381,51 @@ async def test_a_cancelled_waiter_leaves_at_once_and_the_lock_stays_usable(
         await other.aclose()  # lets any give-back still on its way finish
         await store.aclose()
         assert await client.exists(prefix + LOCK_NAME) == 0
+
+
+@contextlib.asynccontextmanager
+async def slow_answers(port: int, delay: float) -> AsyncIterator[int]:
+    """A relay to the server on ``port`` whose answers arrive ``delay`` seconds late."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, late: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if late:
+                    await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(
+            pipe(reader, server_writer, late=False), pipe(server_reader, writer, late=True)
+        )
+
+    listening = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield listening.sockets[0].getsockname()[1]
+    finally:
+        listening.close()
+
+
+async def test_a_waiter_cancelled_after_the_server_gave_it_the_lock_frees_it(
+    redis_url: str, client: aioredis.Redis, prefix: str
+) -> None:
+    server = URL(redis_url)
+    assert server.port is not None
+    async with slow_answers(server.port, 0.15) as port, asyncio.timeout(10):
+        store = RedisTokenStore(str(server.with_port(port)), prefix=prefix)
+        await store.keys()  # connected
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.02), store.lock(APP_KEY):
+                pytest.fail("entered a section before the server's answer arrived")
+        assert asyncio.get_running_loop().time() - started < 0.12  # left at once
+        while not await client.exists(prefix + LOCK_NAME):  # noqa: ASYNC110 - the server's view
+            await asyncio.sleep(0.005)  # the request reached the server: the lock is taken
+        await store.aclose()  # lets the give-back on its way finish
+    assert await client.exists(prefix + LOCK_NAME) == 0  # not left to its 10 s expiry
 
 
 async def test_a_cancelled_holder_releases_the_lock(
