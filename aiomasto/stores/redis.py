@@ -370,10 +370,21 @@ class RedisTokenStore:
     async def _call(
         self, what: str, command: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any
     ) -> _T:
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         try:
-            return await command(*args, **kwargs)
+            result = await command(*args, **kwargs)
         except RedisError as exc:
             problem = self._explain(exc)
+        else:
+            problem = ""
+        if task is not None and task.cancelling() > cancelling:
+            # redis-py can lose a cancellation that arrives at the wrong moment of a command
+            # (redis/redis-py#2028, #2551): the task would go on, and a waiter at lock() would
+            # never leave. Raised again here, so a deadline or a cancel() always takes effect.
+            raise asyncio.CancelledError
+        if not problem:
+            return result
         # Outside the handler, so redis-py's exception and its frames stay out of the error;
         # and without the arguments, which may hold a record.
         del args, kwargs
