@@ -713,6 +713,10 @@ async def test_only_the_owner_releases_the_lock(
                 holder.stdin.write(b"leave\n")
                 assert await holder.stdout.readline() == b"left\n"
                 assert await holder.wait() == 0
+                assert holder.stderr is not None
+                warned = await holder.stderr.read()  # the stalled holder is told
+                assert b"another process may have entered the section" in warned
+                assert password_of(redis_url).encode() not in warned
                 assert await client.get(prefix + LOCK_NAME) == mine
                 probe.set()
                 assert not await contender, "another owner's release freed the lock"
@@ -821,6 +825,27 @@ async def test_reprs_mask_the_password(redis_url: str, client: aioredis.Redis, p
     finally:
         await owned.aclose()
         await queried.aclose()
+
+
+@pytest.mark.parametrize(
+    ("argument", "problem"),
+    [
+        ("http://:{password}@127.0.0.1:6379/0", "not a usable Redis URL: http://:***@127.0.0.1"),
+        ("redis://:{password}@127.0.0.1:6379/0?db=x", "not a usable Redis URL: redis://:***@"),
+    ],
+)
+def test_an_unusable_url_is_refused_without_its_password(argument: str, problem: str) -> None:
+    with pytest.raises(aiomasto.ConfigurationError) as caught:
+        RedisTokenStore(argument.format(password=CLIENT_SECRET))
+    assert problem in str(caught.value)
+    assert_clean(caught.value)
+
+
+def test_the_store_refuses_what_is_neither_a_url_nor_a_client() -> None:
+    with pytest.raises(aiomasto.ConfigurationError, match="not dict"):
+        RedisTokenStore({"host": "127.0.0.1"})  # type: ignore[arg-type]
+    with pytest.raises(aiomasto.ConfigurationError, match="prefix"):
+        RedisTokenStore("redis://127.0.0.1:6379/0", prefix="")
 
 
 async def silent_server() -> tuple[asyncio.Server, int]:

@@ -119,12 +119,17 @@ class RedisTokenStore:
         prefix: str = "aiomasto",
         lock_expiry: float = 10.0,
     ) -> None:
+        # Set first: a traceback printer may repr a store whose construction failed.
+        self._prefix = prefix
+        self._owned = isinstance(url_or_client, str)
+        self._where = _masked(url_or_client) if isinstance(url_or_client, str) else "?"
+        client: aioredis.Redis | None = None
+        problem = ""
         if not isinstance(prefix, str) or not prefix:
-            raise ConfigurationError("prefix must be a non-empty string")
-        if not lock_expiry > 0.01:
-            raise ConfigurationError("lock_expiry must be more than 0.01 seconds")
-        if isinstance(url_or_client, str):
-            self._where = _masked(url_or_client)
+            problem = "prefix must be a non-empty string"
+        elif not lock_expiry > 0.01:
+            problem = "lock_expiry must be more than 0.01 seconds"
+        elif isinstance(url_or_client, str):
             try:
                 client = aioredis.Redis.from_url(
                     url_or_client,
@@ -133,23 +138,20 @@ class RedisTokenStore:
                 )
             except ValueError:
                 # Not chained: redis-py's message may quote the URL, password included.
-                problem = f"not a usable Redis URL: {self._where}"
-            else:
-                problem = ""
-            if problem:
-                raise ConfigurationError(problem + " (redis://, rediss:// or unix://)")
-            self._owned = True
+                problem = f"not a usable Redis URL: {self._where} (redis://, rediss:// or unix://)"
         elif isinstance(url_or_client, aioredis.Redis):
             client = url_or_client
             self._where = _described(client)
-            self._owned = False
         else:
-            raise ConfigurationError(
+            problem = (
                 "RedisTokenStore takes a Redis URL or a redis.asyncio.Redis client, "
                 f"not {type(url_or_client).__name__}"
             )
+        if client is None:
+            # The URL stays out of the traceback's frames: error reporters print their locals.
+            del url_or_client
+            raise ConfigurationError(problem)
         self._client: aioredis.Redis = client
-        self._prefix = prefix
         self._expiry = float(lock_expiry)
         self._server = _identity(client)
         self._password = client.connection_pool.connection_kwargs.get("password")
@@ -276,8 +278,8 @@ class RedisTokenStore:
         try:
             async with entry.lock:
                 owner = await self._acquire(name, key)
-                renewal = asyncio.create_task(self._keep(name, owner, key))
                 hold = Hold(identity)
+                renewal = asyncio.create_task(self._keep(name, owner, key, hold))
                 try:
                     with holding(hold):
                         yield
@@ -310,14 +312,22 @@ class RedisTokenStore:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, _LAST_POLL)
 
-    async def _keep(self, name: str, owner: str, key: StoreKey) -> None:
-        """Extend the lock every third of its expiry while the section runs."""
+    async def _keep(self, name: str, owner: str, key: StoreKey, hold: Hold) -> None:
+        """Extend the lock every third of its expiry while the section runs.
+
+        Cancelled when the section ends; ``hold.active`` also says so, should redis-py lose
+        the cancellation.
+        """
         expiry_ms = int(self._expiry * 1000)
-        while True:
+        while hold.active:
             await asyncio.sleep(self._expiry / 3)
+            if not hold.active:
+                return
             try:
                 extended = await self._extend(keys=[name], args=[owner, expiry_ms])
             except RedisError as exc:
+                if not hold.active:
+                    return
                 _log.warning(
                     "cannot extend the lock on %s in %s (%s); it expires unless extended",
                     key,
@@ -325,7 +335,7 @@ class RedisTokenStore:
                     self._explain(exc),
                 )
                 continue
-            if not extended:
+            if not extended and hold.active:
                 _log.warning(
                     "the lock on %s in %s expired while held (the server was unreachable "
                     "for longer than %g s?); another process may have entered the section",
@@ -333,6 +343,7 @@ class RedisTokenStore:
                     self._where,
                     self._expiry,
                 )
+            if not extended:
                 return
 
     async def _give_back(
