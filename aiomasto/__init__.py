@@ -17,6 +17,8 @@ connection pool::
     asyncio.run(main())
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .auth import OOB_REDIRECT_URI, App
 from .entities import (
@@ -90,6 +92,9 @@ from .stores import (
     store_keys,
     store_lock,
 )
+
+if TYPE_CHECKING:
+    from .stores.redis import RedisTokenStore as RedisTokenStore
 
 __all__ = [
     "NO_RETRY",
@@ -167,3 +172,13 @@ __all__ = [
     "store_keys",
     "store_lock",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisTokenStore imports redis-py (the ``redis`` extra) only when first used, so that
+    # ``import aiomasto`` works without it; it stays out of __all__ for star imports' sake.
+    if name == "RedisTokenStore":
+        from .stores.redis import RedisTokenStore
+
+        return RedisTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
