@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import stat
+import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +32,6 @@ __all__ = ["SqliteTokenStore"]
 
 _KIND = "sqlite"
 _FILE_MODE = 0o600
-_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = int.from_bytes(b"aMtO", "big")
 """``PRAGMA application_id`` of an aiomasto database: the bytes ``aMtO`` (0x614d744f)."""
 SCHEMA_VERSION = 1
@@ -68,6 +68,10 @@ _SAVE = (
 )
 _DELETE = "DELETE FROM aiomasto_credentials WHERE instance = ? AND app = ? AND account IS ?"
 
+_IDENTIFY = (
+    "SELECT (SELECT application_id FROM pragma_application_id), "
+    "(SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)"
+)
 _DONE = {"open": "opened", "read": "read", "write": "written"}
 
 _log = logging.getLogger(__name__)
@@ -312,7 +316,6 @@ class SqliteTokenStore:
         elif not target.exists():
             yield None
             return
-        self._check_header(target)
         self._keep_private(target)
         uri = f"file:{urllib.parse.quote(str(target))}?mode=rw"
         try:
@@ -384,37 +387,50 @@ class SqliteTokenStore:
         _log.info("created token store database %s", self._path)
 
     def _create(self, target: Path) -> None:
-        """Create the file empty and private, unless it exists (another process may be quicker)."""
+        """Create the file empty and private, unless it exists (another process may be quicker).
+
+        Made under a temporary name and linked into place with its descriptor closed: closing
+        a descriptor of a database that a connection of this process has opened (in another
+        thread, as soon as the file is there) would drop that connection's locks on it.
+        """
+        if target.exists():
+            return
         try:
             _make_private_directories(target.parent)
-            fd = os.open(
-                target,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW,
-                _FILE_MODE,
+            fd, temporary = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
             )
-        except FileExistsError:
-            return
         except OSError as exc:
             raise self._error(f"cannot be created ({_reason(exc)})", "") from None
         try:
-            # Only the umask stands between os.open's mode and a promise; SQLite gives the
+            # Only the umask stands between mkstemp's mode and a promise; SQLite gives the
             # -wal and -shm files the mode of the database.
-            os.fchmod(fd, _FILE_MODE)
+            try:
+                os.fchmod(fd, _FILE_MODE)
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, target)
+        except OSError as exc:
+            reason = _reason(exc)
+        else:
+            return
         finally:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise self._error(f"cannot be created ({reason})", "")
 
-    def _check_header(self, target: Path) -> None:
-        """Refuse a file that is not an SQLite database before SQLite opens it."""
+    def _looks_like_json(self, target: Path) -> bool:
+        """Whether the file starts like JSON: a JsonFileTokenStore's file, maybe.
+
+        Only once SQLite has refused the file: closing a descriptor of a database would drop
+        the locks this process's SQLite connections hold on it (POSIX locks are per process).
+        """
         try:
             with open(target, "rb") as file:
-                start = file.read(len(_HEADER))
-        except OSError as exc:
-            raise self._error(f"cannot be read ({_reason(exc)})") from None
-        if not start or start == _HEADER:
-            return
-        hint = " (it looks like JSON: a JsonFileTokenStore file?)" if start[:1] == b"{" else ""
-        del start
-        raise self._error(f"is not an SQLite database{hint}")
+                return file.read(1) == b"{"
+        except OSError:
+            return False
 
     def _keep_private(self, target: Path) -> None:
         """Take group and other permissions away from the database and SQLite's files."""
@@ -495,11 +511,13 @@ class SqliteTokenStore:
                 f"so this {action} did not happen"
             )
         if name == "SQLITE_NOTADB":
+            if self._looks_like_json(self._target()):
+                return "is not an SQLite database (it looks like JSON: a JsonFileTokenStore file?)"
             return "is not an SQLite database"
         if name.startswith("SQLITE_CORRUPT"):
             return "is corrupt (SQLite reports a damaged database image)"
         # SQLite's own messages name tables and columns, never a value.
-        return f"cannot be {_DONE[action]} ({exc})"
+        return f"cannot be {_DONE[action]} ({exc}, {name or type(exc).__name__})"
 
     def _newer(self, what: str, supported: int) -> TokenStoreError:
         return self._error(
@@ -523,17 +541,13 @@ class _KeyLock:
 
 
 def _identify(connection: sqlite3.Connection) -> tuple[int, int, int]:
-    """The database's application id, user version and number of schema objects."""
+    """The database's application id, user version and number of schema objects.
 
-    def value(statement: str) -> int:
-        row = connection.execute(statement).fetchone()
-        return int(row[0]) if row is not None else 0
-
-    return (
-        value("PRAGMA application_id"),
-        value("PRAGMA user_version"),
-        value("SELECT count(*) FROM sqlite_master"),
-    )
+    One statement, so one snapshot: another process may be creating the tables meanwhile.
+    """
+    row = connection.execute(_IDENTIFY).fetchone()
+    application_id, version, objects = row if row is not None else (0, 0, 0)
+    return int(application_id), int(version), int(objects)
 
 
 def _encode(credentials: Credentials) -> str:
