@@ -74,6 +74,16 @@ _IDENTIFY = (
 )
 _DONE = {"open": "opened", "read": "read", "write": "written"}
 
+# What an SQLite error code means, by its primary code (SQLITE_IOERR_SHORT_READ: IOERR).
+_CAUSES = {
+    "CANTOPEN": "SQLite cannot open it",
+    "FULL": "the disk is full",
+    "IOERR": "a disk I/O error",
+    "NOMEM": "out of memory",
+    "PERM": "permission denied",
+    "READONLY": "it is read-only",
+}
+
 _log = logging.getLogger(__name__)
 
 
@@ -280,7 +290,7 @@ class SqliteTokenStore:
                 return []
             try:
                 rows = connection.execute(_KEYS).fetchall()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 problem = self._problem(exc, "read")
             else:
                 return [self._key(row) for row in rows]
@@ -295,7 +305,7 @@ class SqliteTokenStore:
     ) -> tuple[object, ...] | None:
         try:
             row: tuple[object, ...] | None = connection.execute(statement, parameters).fetchone()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             problem = self._problem(exc, action)
         else:
             return row
@@ -326,7 +336,7 @@ class SqliteTokenStore:
                 isolation_level=None,  # every statement is its own transaction
                 check_same_thread=True,
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             problem = self._problem(exc, "open")
         else:
             with contextlib.closing(connection):
@@ -348,7 +358,7 @@ class SqliteTokenStore:
                 application_id, version, objects = _identify(connection)
             if application_id == APPLICATION_ID:
                 connection.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             problem = self._problem(exc, "open")
         else:
             if application_id != APPLICATION_ID:
@@ -502,9 +512,16 @@ class SqliteTokenStore:
             raise self._error("is corrupt: a record's account is not text")
         return StoreKey(instance=instance, app=app, account=account)
 
-    def _problem(self, exc: sqlite3.Error, action: str) -> str:
-        """What went wrong, in words that quote nothing the database holds."""
-        name = getattr(exc, "sqlite_errorname", "")
+    def _problem(self, exc: Exception, action: str) -> str:
+        """What went wrong, in words that quote nothing the file holds.
+
+        SQLite's messages may quote the file (a damaged schema's text), so only its error
+        code is told, and the message only of a statement's error about aiomasto's own table.
+        """
+        if isinstance(exc, UnicodeDecodeError):  # the sqlite3 module decoding damaged text
+            return "is corrupt (SQLite returned text that is not UTF-8)"
+        name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+        message = str(exc)
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
             return (
                 f"is busy: another process kept it locked for over {self._busy_timeout:g} s, "
@@ -514,10 +531,12 @@ class SqliteTokenStore:
             if self._looks_like_json(self._target()):
                 return "is not an SQLite database (it looks like JSON: a JsonFileTokenStore file?)"
             return "is not an SQLite database"
-        if name.startswith("SQLITE_CORRUPT"):
+        if name.startswith("SQLITE_CORRUPT") or message.startswith("malformed"):
             return "is corrupt (SQLite reports a damaged database image)"
-        # SQLite's own messages name tables and columns, never a value.
-        return f"cannot be {_DONE[action]} ({exc}, {name or type(exc).__name__})"
+        if name == "SQLITE_ERROR" and "aiomasto_credentials" in message and message.isascii():
+            return f"cannot be {_DONE[action]} ({message})"
+        primary = name.removeprefix("SQLITE_").split("_")[0]
+        return f"cannot be {_DONE[action]} ({_CAUSES.get(primary, name)})"
 
     def _newer(self, what: str, supported: int) -> TokenStoreError:
         return self._error(
