@@ -101,8 +101,9 @@ class SqliteTokenStore:
     The database holds one table, ``aiomasto_credentials`` (``instance``, ``app``,
     ``account`` — NULL for the app's own record — and ``credentials``, the record as
     aiomasto's JSON), and is marked as aiomasto's by ``PRAGMA application_id`` (0x614d744f)
-    and ``PRAGMA user_version`` (the schema version). A missing or empty file becomes such a
-    database on the first save; anything else is refused with
+    and ``PRAGMA user_version`` (the schema version). A missing file, an empty one, or an
+    SQLite database with nothing in it becomes such a database on the first save (a load
+    writes nothing); anything else is refused with
     :class:`~aiomasto.TokenStoreError` and never written to: a file that is not an SQLite
     database or is damaged, another program's SQLite database, or one written by a newer
     aiomasto. Messages name the file, never what it holds.
@@ -210,6 +211,9 @@ class SqliteTokenStore:
 
     async def _lock_key(self, key: StoreKey) -> tuple[int | None, Path]:
         """Wait for ``key``'s lock file in a thread, leaving at once when cancelled."""
+        for other, waiting in list(self._pending.items()):
+            if waiting.future.done():  # abandoned, and over: nobody will adopt it
+                del self._pending[other]
         request = self._pending.get(key)
         if request is None or not request.adopt():
             request = self._pending[key] = _LockRequest(functools.partial(self._wait_for, key))
