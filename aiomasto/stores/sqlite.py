@@ -9,12 +9,15 @@ import hashlib
 import json
 import logging
 import os
+import random
 import sqlite3
 import stat
 import tempfile
+import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 try:
     import fcntl
@@ -29,6 +32,8 @@ from ._locking import Hold, active_hold, finish_in_thread, holding, holds_of_kin
 from .jsonfile import _LockRequest, _make_private_directories, _reason
 
 __all__ = ["SqliteTokenStore"]
+
+_T = TypeVar("_T")
 
 _KIND = "sqlite"
 _FILE_MODE = 0o600
@@ -143,11 +148,11 @@ class SqliteTokenStore:
 
     async def load(self, key: StoreKey) -> Credentials | None:
         """The record stored under ``key``, or ``None`` (also when the file does not exist)."""
-        return await asyncio.to_thread(self._load, key)
+        return await asyncio.to_thread(self._retrying, self._load, key)
 
     async def keys(self) -> list[StoreKey]:
         """Every key with a record, ordered by instance, app and account (the app's first)."""
-        return await asyncio.to_thread(self._keys)
+        return await asyncio.to_thread(self._retrying, self._keys)
 
     async def save(self, key: StoreKey, credentials: Credentials) -> None:
         """Store ``credentials`` under ``key``, replacing what was there."""
@@ -262,10 +267,36 @@ class SqliteTokenStore:
         target = self._target()
         hold = active_hold(_identity(target, key))
         if hold is None:
-            self._save_or_delete(target, key, credentials)
+            self._retrying(self._save_or_delete, target, key, credentials)
             return
         with hold.mutex:  # the section ends (and its lock goes) only after this change
-            self._save_or_delete(target, key, credentials)
+            self._retrying(self._save_or_delete, target, key, credentials)
+
+    def _retrying(self, operation: Callable[..., _T], *args: Any) -> _T:
+        """``operation(*args)``, again while the database is busy, for up to ``busy_timeout``.
+
+        SQLite's busy handler waits for most locks, but some it reports at once (another
+        connection recovering the WAL, or closing the last connection and removing it), and
+        every operation here is one statement, safe to run again.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                return operation(*args)
+            except _Busy as exc:
+                busy = exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(delay * (1 + random.random()), left))
+            delay = min(delay * 2, 0.05)
+        action, code = busy.action, busy.code
+        del busy  # raised afresh below, with no SQLite error attached
+        raise self._error(
+            f"is busy: other processes kept it locked for over {self._busy_timeout:g} s "
+            f"({code}), so this {action} did not happen"
+        )
 
     def _save_or_delete(self, target: Path, key: StoreKey, credentials: Credentials | None) -> None:
         place = (key.instance, key.app, key.account)
@@ -295,10 +326,10 @@ class SqliteTokenStore:
             try:
                 rows = connection.execute(_KEYS).fetchall()
             except (sqlite3.Error, UnicodeDecodeError) as exc:
-                problem = self._problem(exc, "read")
+                failure = self._failure(exc, "read")
             else:
                 return [self._key(row) for row in rows]
-        raise self._error(problem)
+        raise failure
 
     def _run(
         self,
@@ -310,13 +341,13 @@ class SqliteTokenStore:
         try:
             row: tuple[object, ...] | None = connection.execute(statement, parameters).fetchone()
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            problem = self._problem(exc, action)
+            failure = self._failure(exc, action)
         else:
             return row
         # Raised outside the handler, so that the SQLite error (and the traceback frames that
         # hold the parameters, a token among them) do not stay attached as its context.
         del parameters
-        raise self._error(problem)
+        raise failure
 
     @contextlib.contextmanager
     def _connect(self, target: Path, *, create: bool) -> Iterator[sqlite3.Connection | None]:
@@ -341,12 +372,12 @@ class SqliteTokenStore:
                 check_same_thread=True,
             )
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            problem = self._problem(exc, "open")
+            failure = self._failure(exc, "open")
         else:
             with contextlib.closing(connection):
                 yield connection if self._ready(connection, create=create) else None
             return
-        raise self._error(problem)
+        raise failure
 
     def _ready(self, connection: sqlite3.Connection, *, create: bool) -> bool:
         """Check that the database is aiomasto's (making an empty one so if ``create``).
@@ -363,7 +394,7 @@ class SqliteTokenStore:
             if application_id == APPLICATION_ID:
                 connection.execute("PRAGMA synchronous = FULL")
         except (sqlite3.Error, UnicodeDecodeError) as exc:
-            problem = self._problem(exc, "open")
+            failure = self._failure(exc, "open")
         else:
             if application_id != APPLICATION_ID:
                 raise self._error(
@@ -376,7 +407,7 @@ class SqliteTokenStore:
             if version < 1:
                 raise self._error("is corrupt: aiomasto's schema version is missing")
             return True
-        raise self._error(problem)
+        raise failure
 
     def _initialize(self, connection: sqlite3.Connection) -> None:
         """Turn an empty database into aiomasto's, once among every process that tries at once."""
@@ -516,21 +547,20 @@ class SqliteTokenStore:
             raise self._error("is corrupt: a record's account is not text")
         return StoreKey(instance=instance, app=app, account=account)
 
-    def _problem(self, exc: Exception, action: str) -> str:
-        """What went wrong, in words that quote nothing the file holds.
+    def _failure(self, exc: Exception, action: str) -> Exception:
+        """The error to raise for ``exc``: :class:`_Busy` (to try again) or a TokenStoreError.
 
         SQLite's messages may quote the file (a damaged schema's text), so only its error
         code is told, and the message only of a statement's error about aiomasto's own table.
         """
         if isinstance(exc, UnicodeDecodeError):  # the sqlite3 module decoding damaged text
-            return "is corrupt (SQLite returned text that is not UTF-8)"
+            return self._error("is corrupt (SQLite returned text that is not UTF-8)")
         name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
-        message = str(exc)
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return (
-                f"is busy: another process kept it locked for over {self._busy_timeout:g} s, "
-                f"so this {action} did not happen"
-            )
+            return _Busy(action, name)
+        return self._error(self._problem(name, str(exc), action))
+
+    def _problem(self, name: str, message: str, action: str) -> str:
         if name == "SQLITE_NOTADB":
             if self._looks_like_json(self._target()):
                 return "is not an SQLite database (it looks like JSON: a JsonFileTokenStore file?)"
@@ -553,6 +583,15 @@ class SqliteTokenStore:
             f"token store database {self._path} {problem}; it was left untouched{advice}",
             path=str(self._path),
         )
+
+
+class _Busy(Exception):
+    """The database was locked by others; the operation may be tried again."""
+
+    def __init__(self, action: str, code: str) -> None:
+        super().__init__(code)
+        self.action = action
+        self.code = code
 
 
 class _KeyLock:
