@@ -112,7 +112,7 @@ def redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if importlib.util.find_spec("aiomasto.stores.redis") is None:
         pytest.skip("aiomasto.stores.redis (RedisTokenStore) is not on this branch yet")
     url: str = request.getfixturevalue("redis_url")
-    prefix = f"aiomasto-contract-{uuid.uuid4().hex}:"  # each test its own namespace
+    prefix = f"aiomasto-contract-{uuid.uuid4().hex}"  # each test its own namespace
     spec = StoreSpec(
         module="aiomasto.stores.redis",
         name="RedisTokenStore",
