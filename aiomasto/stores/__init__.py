@@ -1,10 +1,12 @@
-"""Where a Session keeps app credentials and tokens: the TokenStore protocol and two stores.
+"""Where a Session keeps app credentials and tokens: the TokenStore protocol and the stores.
 
 :class:`MemoryTokenStore` forgets everything when the process ends; :class:`JsonFileTokenStore`
-keeps records in one private JSON file; :class:`RedisTokenStore` (the ``redis`` extra) keeps
-them on a Redis server that many processes and machines share. Any object with async ``load``,
-``save`` and ``delete`` methods is a :class:`TokenStore`; a store that also offers ``lock(key)``
-lets processes sharing it take turns over a check-then-create (:func:`store_lock`).
+keeps records in one private JSON file; :class:`SqliteTokenStore` keeps them in one private
+SQLite database that many worker processes share; :class:`RedisTokenStore` (the ``redis``
+extra) keeps them on a Redis server that many processes and machines share. Any object with
+async ``load``, ``save`` and ``delete`` methods is a :class:`TokenStore`; a store that also
+offers ``lock(key)`` lets processes sharing it take turns over a check-then-create
+(:func:`store_lock`).
 
 Example::
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import FORMAT_VERSION, Credentials, StoreKey, TokenStore, store_keys, store_lock
 from .jsonfile import JsonFileTokenStore
 from .memory import MemoryTokenStore
+from .sqlite import SqliteTokenStore
 
 if TYPE_CHECKING:
     from .redis import RedisTokenStore as RedisTokenStore
@@ -26,6 +29,7 @@ __all__ = [
     "Credentials",
     "JsonFileTokenStore",
     "MemoryTokenStore",
+    "SqliteTokenStore",
     "StoreKey",
     "TokenStore",
     "store_keys",
