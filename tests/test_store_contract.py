@@ -108,9 +108,6 @@ def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 def redis_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    # Built on another branch; until it lands here this parameter is skipped.
-    if importlib.util.find_spec("aiomasto.stores.redis") is None:
-        pytest.skip("aiomasto.stores.redis (RedisTokenStore) is not on this branch yet")
     url: str = request.getfixturevalue("redis_url")
     prefix = f"aiomasto-contract-{uuid.uuid4().hex}"  # each test its own namespace
     spec = StoreSpec(
@@ -131,8 +128,27 @@ FACTORIES: list[Callable[[pytest.FixtureRequest, Path], Backend]] = [
 ]
 
 
-@pytest.fixture(params=FACTORIES, ids=lambda factory: factory.__name__.removesuffix("_backend"))
+# The stores that processes share (the memory store lives in one process).
+SHARED_FACTORIES = [factory for factory in FACTORIES if factory is not memory_backend]
+
+
+def _name(factory: Callable[[pytest.FixtureRequest, Path], Backend]) -> str:
+    return factory.__name__.removesuffix("_backend")
+
+
+@pytest.fixture(params=FACTORIES, ids=_name)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for made in _opened(request, tmp_path):
+        yield made
+
+
+@pytest.fixture(params=SHARED_FACTORIES, ids=_name)
+async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for made in _opened(request, tmp_path):
+        yield made
+
+
+async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     made: Backend = request.param(request, tmp_path)
     opened: list[TokenStore] = []
 
@@ -600,33 +616,32 @@ async def run_children(spec: StoreSpec, mode: str, names: list[str], tasks: int 
 
 
 def shared_spec(backend: Backend) -> StoreSpec:
-    if backend.shared is None:
-        pytest.skip(f"{backend.name} lives in one process")
+    assert backend.shared is not None
     return backend.shared
 
 
-async def test_processes_take_turns_and_create_the_record_once(backend: Backend) -> None:
-    spec = shared_spec(backend)
+async def test_processes_take_turns_and_create_the_record_once(shared_backend: Backend) -> None:
+    spec = shared_spec(shared_backend)
 
     async with asyncio.timeout(45):
         outcomes = await run_children(spec, "create", ["a", "b", "c"])
 
     assert sorted(outcomes) == [b"found\n", b"found\n", b"saved\n"]
     saver = "abc"[outcomes.index(b"saved\n")]
-    assert await backend.open().load(APP_KEY) == registered(saver)
+    assert await shared_backend.open().load(APP_KEY) == registered(saver)
 
 
 async def test_four_processes_of_fifty_concurrent_saves_and_loads_lose_nothing(
-    backend: Backend,
+    shared_backend: Backend,
 ) -> None:
-    spec = shared_spec(backend)
+    spec = shared_spec(shared_backend)
     names = ["p0", "p1", "p2", "p3"]
 
     async with asyncio.timeout(50):
         outputs = await run_children(spec, "saves", names, tasks=50)
 
         assert outputs == [b"done\n"] * 4
-        store = backend.open()
+        store = shared_backend.open()
         for who in names:
             for i in range(50):
                 key = StoreKey(instance=INSTANCE, app="contract", account=f"{who}-{i}")
