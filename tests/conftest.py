@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import pytest
 from browser import Browser, chromium
+from hypothesis import settings
 from servers import redis_server
 
 from aiomasto import _converter
 from aiomasto.testing import FakeMastodon
+
+# In CI the property tests draw the same examples every run: a red CI must mean a real
+# regression, not an unlucky draw (locally they keep exploring).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture
