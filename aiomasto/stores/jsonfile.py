@@ -340,28 +340,7 @@ class JsonFileTokenStore:
 
     def _keep_private(self, fd: int, target: Path) -> None:
         """Take away group and other permissions from the open file, saying so."""
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if not mode & 0o077:
-            return
-        private = mode & 0o700
-        try:
-            os.fchmod(fd, private)
-        except OSError as exc:
-            _log.warning(
-                "token store file %s is open to other users (mode %04o) and cannot be made "
-                "private (%s); its owner should run: chmod 600 %s",
-                self._path,
-                mode,
-                _reason(exc),
-                target,
-            )
-            return
-        _log.warning(
-            "token store file %s was open to other users (mode %04o); made it private (%04o)",
-            self._path,
-            mode,
-            private,
-        )
+        keep_private(fd, shown=self._path, target=target)
 
     def _clean_up_if_unlocked(self, target: Path) -> None:
         """Remove leftover temporary files if nobody is writing now; else the next save does."""
@@ -625,6 +604,39 @@ def _write_atomically(target: Path, data: bytes) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(target.parent)
+
+
+def keep_private(file: int | Path, *, shown: Path, target: Path) -> None:
+    """Take group and other permissions away from ``file`` (a descriptor or a path), saying so.
+
+    A file that cannot be changed (another owner's) is still used, with a WARNING saying how
+    to fix it; nothing of its content is ever logged.
+    """
+    mode = stat.S_IMODE(os.stat(file).st_mode)
+    if not mode & 0o077:
+        return
+    private = mode & 0o700
+    try:
+        if isinstance(file, int):
+            os.fchmod(file, private)
+        else:
+            os.chmod(file, private)
+    except OSError as exc:
+        _log.warning(
+            "token store file %s is open to other users (mode %04o) and cannot be made "
+            "private (%s); its owner should run: chmod 600 %s",
+            shown,
+            mode,
+            _reason(exc),
+            target,
+        )
+        return
+    _log.warning(
+        "token store file %s was open to other users (mode %04o); made it private (%04o)",
+        shown,
+        mode,
+        private,
+    )
 
 
 def _make_private_directories(directory: Path) -> None:

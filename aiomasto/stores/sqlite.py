@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import sqlite3
-import stat
 import tempfile
 import time
 import urllib.parse
@@ -29,7 +28,7 @@ from aiomasto.errors import DecodeError, TokenStoreError
 
 from ._base import FORMAT_VERSION, Credentials, StoreKey
 from ._locking import Hold, active_hold, finish_in_thread, holding, holds_of_kind
-from .jsonfile import _LockRequest, _make_private_directories, _reason
+from .jsonfile import _LockRequest, _make_private_directories, _reason, keep_private
 
 __all__ = ["SqliteTokenStore"]
 
@@ -480,31 +479,8 @@ class SqliteTokenStore:
     def _keep_private(self, target: Path) -> None:
         """Take group and other permissions away from the database and SQLite's files."""
         for path in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-            try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
-            except OSError:
-                continue
-            if not mode & 0o077:
-                continue
-            private = mode & 0o700
-            try:
-                os.chmod(path, private)
-            except OSError as exc:
-                _log.warning(
-                    "token store file %s is open to other users (mode %04o) and cannot be "
-                    "made private (%s); its owner should run: chmod 600 %s",
-                    path,
-                    mode,
-                    _reason(exc),
-                    path,
-                )
-                continue
-            _log.warning(
-                "token store file %s was open to other users (mode %04o); made it private (%04o)",
-                path,
-                mode,
-                private,
-            )
+            with contextlib.suppress(FileNotFoundError):
+                keep_private(path, shown=path, target=path)
 
     def _target(self) -> Path:
         """The database file: the store's path, or the file its symlinks lead to."""
