@@ -67,17 +67,7 @@ from .errors import (
     UserTokenRequired,
 )
 from .login import Authorizer, LoginStart, UserLogin
-from .oauth import (
-    LoginState,
-    ServerMetadata,
-    authorization_code_form,
-    authorize_url,
-    code_challenge,
-    make_code_verifier,
-    read_callback,
-    read_metadata,
-    refresh_token_form,
-)
+from .oauth import LoginState
 from .pagination import Page, Paginator, parse_links
 from .policies import NO_RETRY, RateLimitPolicy, Retry, Retrying, Waiting
 from .ratelimit import RateLimit
@@ -145,7 +135,6 @@ __all__ = [
     "Role",
     "ScopeMismatch",
     "ServerError",
-    "ServerMetadata",
     "Session",
     "SqliteTokenStore",
     "Source",
@@ -163,14 +152,7 @@ __all__ = [
     "UserTokenRequired",
     "Waiting",
     "__version__",
-    "authorization_code_form",
-    "authorize_url",
-    "code_challenge",
-    "make_code_verifier",
     "parse_links",
-    "read_callback",
-    "read_metadata",
-    "refresh_token_form",
     "store_keys",
     "store_lock",
 ]

@@ -16,6 +16,7 @@ import pytest
 from attrs import evolve
 
 import aiomasto
+import aiomasto.oauth
 from aiomasto import (
     OOB_REDIRECT_URI,
     App,
@@ -92,7 +93,7 @@ async def test_the_authorize_url_asks_for_exactly_what_is_documented(
     assert asked["scope"] == "read write"
     assert asked["state"] == begun.state.state
     assert asked["code_challenge_method"] == "S256"
-    assert asked["code_challenge"] == aiomasto.code_challenge(begun.state.code_verifier)
+    assert asked["code_challenge"] == aiomasto.oauth.code_challenge(begun.state.code_verifier)
     assert begun.state.code_verifier not in begun.url
     more = await auth.start(url(server), force_login=True, lang="de", scopes="read")
     assert query(more.url)["force_login"] == "true"
@@ -199,7 +200,7 @@ async def test_a_wrong_code_verifier_is_refused_by_the_server(
     auth = Authorizer(SITE)
     begun = await auth.start(url(server))
     params = approve(server, begun.url, alice)
-    tampered = evolve(begun.state, code_verifier=aiomasto.make_code_verifier())
+    tampered = evolve(begun.state, code_verifier=aiomasto.oauth.make_code_verifier())
     with pytest.raises(aiomasto.OAuthError) as info:
         await auth.finish(tampered, params)
     assert info.value.error == "invalid_grant"
