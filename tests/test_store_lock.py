@@ -78,60 +78,6 @@ def directory_is_free(directory: Path) -> bool:
         return free
 
 
-_CONTENDER = """
-import asyncio, sys
-from aiomasto.entities import Application
-from aiomasto.stores import Credentials, JsonFileTokenStore, StoreKey, store_lock
-
-async def main(path: str, who: str) -> None:
-    store = JsonFileTokenStore(path)
-    key = StoreKey(instance="https://mastodon.example", app="Relationship Mapper")
-    print("ready", flush=True)
-    sys.stdin.readline()
-    async with store_lock(store, key):
-        if await store.load(key) is not None:
-            print("found", flush=True)
-            return
-        await asyncio.sleep(0.3)  # registering: long enough for the others to look too
-        app = Application(name="Relationship Mapper", client_id=who)
-        await store.save(key, Credentials(app=app))
-        print("saved", flush=True)
-
-asyncio.run(main(sys.argv[1], sys.argv[2]))
-"""
-
-
-async def test_processes_sharing_a_file_create_the_record_once(tmp_path: Path) -> None:
-    path = tmp_path / "config" / "credentials.json"  # not there yet: the lock creates it
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _CONTENDER,
-            str(path),
-            who,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        for who in ("a", "b", "c")
-    ]
-    async with asyncio.timeout(30):
-        for worker in workers:
-            assert worker.stdout is not None
-            assert await worker.stdout.readline() == b"ready\n"
-        for worker in workers:  # all at once
-            assert worker.stdin is not None
-            worker.stdin.write(b"go\n")
-        outcomes = [(await worker.communicate())[0] for worker in workers]
-
-    assert [worker.returncode for worker in workers] == [0, 0, 0]
-    assert sorted(outcomes) == [b"found\n", b"found\n", b"saved\n"]
-    saver = "abc"[outcomes.index(b"saved\n")]
-    assert await JsonFileTokenStore(path).load(KEY) == registered(saver)
-
-
 _HOLDER = """
 import asyncio, sys
 from aiomasto.stores import JsonFileTokenStore, StoreKey
@@ -166,14 +112,6 @@ async def test_a_process_killed_inside_the_section_leaves_the_lock_free(tmp_path
         assert await create_once(JsonFileTokenStore(path), "after")
 
 
-async def test_tasks_create_the_record_once(store: TokenStore) -> None:
-    async with asyncio.timeout(20):
-        created = await asyncio.gather(*(create_once(store, f"task-{i}") for i in range(20)))
-
-    assert created.count(True) == 1
-    assert await store.load(KEY) == registered(f"task-{created.index(True)}")
-
-
 async def test_tasks_on_several_store_objects_for_one_file_create_the_record_once(
     tmp_path: Path,
 ) -> None:
@@ -190,21 +128,6 @@ async def test_tasks_on_several_store_objects_for_one_file_create_the_record_onc
 
     assert created.count(True) == 1
     assert await stores[0].load(KEY) == registered(f"task-{created.index(True)}")
-
-
-async def test_the_holders_own_calls_go_through(store: TokenStore) -> None:
-    async with asyncio.timeout(10), store_lock(store, KEY):
-        await store.save(KEY, registered("one"))
-        await store.save(OTHER_KEY, registered("other"))
-        assert await store.load(KEY) == registered("one")
-        async with store_lock(store, KEY):  # reentrant
-            await store.delete(OTHER_KEY)
-        # Tasks started inside the section work for the holder.
-        await asyncio.gather(*(store.save(KEY, registered(f"child-{i}")) for i in range(5)))
-        await store.save(KEY, registered("two"))
-
-    assert await store.load(KEY) == registered("two")
-    assert await store.load(OTHER_KEY) is None
 
 
 async def test_the_holder_can_use_another_store_object_for_the_same_file(tmp_path: Path) -> None:
@@ -235,33 +158,6 @@ async def test_the_section_holds_the_files_lock_for_every_process(tmp_path: Path
         async with asyncio.timeout(10), store.lock(KEY):
             raise LookupError
     assert directory_is_free(tmp_path)
-
-
-async def test_other_tasks_wait_for_the_section(store: TokenStore) -> None:
-    order: list[str] = []
-    inside = asyncio.Event()
-    leave = asyncio.Event()
-
-    async def holder() -> None:
-        async with store_lock(store, KEY):
-            inside.set()
-            await leave.wait()
-            order.append("holder leaves")
-
-    async def other() -> None:
-        async with store_lock(store, KEY):
-            order.append("other enters")
-
-    async with asyncio.timeout(10):
-        holding = asyncio.create_task(holder())
-        await inside.wait()
-        waiting = asyncio.create_task(other())
-        for _ in range(20):
-            await asyncio.sleep(0)
-        leave.set()
-        await asyncio.gather(holding, waiting)
-
-    assert order == ["holder leaves", "other enters"]
 
 
 async def test_a_cancelled_waiter_leaves_at_once_and_the_lock_stays_usable(
