@@ -16,16 +16,16 @@ import subprocess
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from records import ACCESS_TOKEN, CLIENT_SECRET, SECRETS, make_credentials
 from yarl import URL
 
 import aiomasto
 from aiomasto._converter import converter
-from aiomasto.entities import Application, Token
+from aiomasto.entities import Application
 from aiomasto.errors import TokenStoreError
 from aiomasto.stores import Credentials, StoreKey, TokenStore, store_keys, store_lock
 from aiomasto.stores import redis as redis_module
@@ -33,10 +33,6 @@ from aiomasto.stores.redis import RedisTokenStore
 from aiomasto.testing import FakeMastodon, Fault
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CLIENT_SECRET = "client-secret-Zq8xW3"
-ACCESS_TOKEN = "access-token-Kp4vN7"
-REFRESH_TOKEN = "refresh-token-Hs2mB9"
-SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN)
 
 INSTANCE = "https://mastodon.example"
 APP_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper")
@@ -44,26 +40,6 @@ USER_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper", account="alice
 LOCK_NAME = (
     ":lock:https%3A%2F%2Fmastodon.example/Relationship%20Mapper"  # APP_KEY's, after a prefix
 )
-
-
-def make_credentials(tag: str = "") -> Credentials:
-    return Credentials(
-        app=Application(
-            name="Relationship Mapper",
-            id="42",
-            scopes=("read", "write:follows"),
-            redirect_uris=("urn:ietf:wg:oauth:2.0:oob",),
-            client_id=f"client-id{tag}",
-            client_secret=CLIENT_SECRET + tag,
-        ),
-        token=Token(
-            access_token=ACCESS_TOKEN + tag,
-            scope="read write:follows",
-            created_at=datetime(2024, 5, 17, 9, 30, 12, tzinfo=UTC),
-            expires_in=7200,
-            refresh_token=REFRESH_TOKEN + tag,
-        ),
-    )
 
 
 def registered(who: str) -> Credentials:

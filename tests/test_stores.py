@@ -9,13 +9,19 @@ import os
 import stat
 import subprocess
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from records import (
+    ACCESS_TOKEN,
+    CLIENT_SECRET,
+    assert_no_secret,
+    assert_no_secret_in_error,
+    make_credentials,
+)
 
 from aiomasto.entities import Application, Token
 from aiomasto.errors import TokenStoreError
@@ -29,56 +35,11 @@ from aiomasto.stores import (
     jsonfile,
 )
 
-CLIENT_SECRET = "client-secret-Zq8xW3"
-ACCESS_TOKEN = "access-token-Kp4vN7"
-REFRESH_TOKEN = "refresh-token-Hs2mB9"
-SECRETS = (CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN)
-
 INSTANCE = "https://mastodon.example"
 APP_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper")
 USER_KEY = StoreKey(instance=INSTANCE, app="Relationship Mapper", account="alice")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_credentials(tag: str = "") -> Credentials:
-    """Credentials with every secret field set; ``tag`` tells records apart."""
-    return Credentials(
-        app=Application(
-            name="Relationship Mapper",
-            id="42",
-            website="https://relmap.example",
-            scopes=("read", "write:follows"),
-            redirect_uris=("urn:ietf:wg:oauth:2.0:oob",),
-            client_id=f"client-id{tag}",
-            client_secret=CLIENT_SECRET + tag,
-        ),
-        token=Token(
-            access_token=ACCESS_TOKEN + tag,
-            scope="read write:follows",
-            created_at=datetime(2024, 5, 17, 9, 30, 12, tzinfo=UTC),
-            expires_in=7200,
-            refresh_token=REFRESH_TOKEN + tag,
-        ),
-    )
-
-
-def assert_no_secret(text: str) -> None:
-    for secret in SECRETS:
-        assert secret not in text
-
-
-def assert_no_secret_in_error(error: TokenStoreError) -> None:
-    """Not in the message, the printed traceback, nor anything the exception keeps alive."""
-    assert error.__cause__ is None
-    assert error.__context__ is None
-    assert_no_secret(str(error))
-    assert_no_secret(repr(error))
-    assert_no_secret("".join(traceback.format_exception(error)))
-    # Error reporters (Sentry and the like) print the locals of the traceback's frames.
-    for frame, _ in traceback.walk_tb(error.__traceback__):
-        if frame.f_code.co_filename == jsonfile.__file__:
-            assert_no_secret(repr(frame.f_locals))
 
 
 @pytest.fixture(params=["memory", "jsonfile"])
@@ -307,7 +268,7 @@ async def test_failed_rename_leaves_the_old_file_intact(
 
     assert caught.value.path == str(path)
     assert "left untouched" in str(caught.value)
-    assert_no_secret_in_error(caught.value)
+    assert_no_secret_in_error(caught.value, jsonfile.__file__)
     assert read(path) == before
     assert names(path.parent) == ["credentials.json"]
     fresh = JsonFileTokenStore(path)
@@ -440,7 +401,7 @@ async def test_corrupt_file_raises_and_is_never_overwritten(path: Path, case: st
         assert problem in message
         assert "left untouched" in message
         assert error.path == str(path)
-        assert_no_secret_in_error(error)
+        assert_no_secret_in_error(error, jsonfile.__file__)
 
 
 async def test_a_valid_document_parses(path: Path) -> None:
@@ -780,7 +741,7 @@ async def test_a_dangling_symlink_at_the_path_is_refused(tmp_path: Path) -> None
         assert str(target) in message
         assert "does not exist" in message
         assert caught.value.path == str(link)
-        assert_no_secret_in_error(caught.value)
+        assert_no_secret_in_error(caught.value, jsonfile.__file__)
 
     assert not (tmp_path / "vault").exists()
     assert names(tmp_path) == ["credentials.json"]
