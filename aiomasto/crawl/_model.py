@@ -225,13 +225,14 @@ class CrawlPlan:
 class ResumeState:
     """What a sink hands back when a crawl (re)starts.
 
-    ``plan`` is the stored plan (the one given, on a new crawl); ``pending`` every unit not
-    finished yet, with its committed cursor; ``accounts_queued`` how many accounts have units
-    (for ``max_accounts``) and ``per_domain`` how many per handle domain.
+    ``plan`` is the stored plan (the one given, on a new crawl); ``pending`` how many units
+    are not finished yet (take them with :meth:`CrawlSink.claim`); ``accounts_queued`` how
+    many accounts have units (for ``max_accounts``) and ``per_domain`` how many per handle
+    domain; ``edges`` and ``units_done`` what earlier runs stored.
     """
 
     plan: CrawlPlan
-    pending: tuple[Unit, ...]
+    pending: int = 0
     accounts_queued: int = 0
     per_domain: Mapping[str, int] = field(factory=dict)
     edges: int = 0
@@ -249,6 +250,14 @@ class CrawlSink(Protocol):
         """Start or resume: a new crawl stores ``plan`` and its seed units; a stored crawl
         returns its own plan (``plan=None`` means "resume, whatever it was"). A stored
         crawl given a different plan raises :class:`~aiomasto.ConfigurationError`."""
+        ...
+
+    async def claim(self, limit: int) -> Sequence[Unit]:
+        """Up to ``limit`` unfinished units that no walk holds, each with its committed cursor,
+        now held by this crawler until the commit that finishes it. A crawler that dies
+        loses what it held (SQLite: the next :meth:`open` of the file takes it back; a shared
+        database: when the lease expires), so the unit is walked again from its committed
+        cursor. An empty answer means nothing is claimable right now."""
         ...
 
     async def add_units(self, units: Sequence[Unit]) -> Sequence[Unit]:
