@@ -12,12 +12,14 @@ concurrency, so a slow, limited or dead instance holds up nobody else; see
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -53,6 +55,7 @@ log = logging.getLogger("aiomasto.crawl")
 
 AuthLevel = Literal["none", "app", "user"]
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 # Each request already retries inside its Session (connection errors, 502/503/504); these
 # rounds come on top, spaced out, before an instance is given up as unreachable.
@@ -76,18 +79,13 @@ class Slot:
     backoff): a waiting instance must not keep the others from fetching.
     """
 
-    def __init__(self, semaphore: asyncio.Semaphore, parked: Callable[[int], None]) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
         self._semaphore = semaphore
-        self._parked = parked
         self.held = False
 
     async def acquire(self) -> None:
         if not self.held:
-            self._parked(1)
-            try:
-                await self._semaphore.acquire()
-            finally:
-                self._parked(-1)
+            await self._semaphore.acquire()
             self.held = True
 
     def release(self) -> None:
@@ -188,7 +186,11 @@ class Instance:
     # -- requests -----------------------------------------------------------------------------
 
     async def get(self, path: str) -> RawResponse:
-        """GET an API path (or a cursor) with the least credentials the instance accepts.
+        """GET an API path (or a cursor) with the least credentials the instance accepts."""
+        return await self.read(lambda session: session.request("GET", path))
+
+    async def read(self, fetch: Callable[[Session], Awaitable[T]]) -> T:
+        """Run ``fetch`` with the least credentials the instance accepts.
 
         Anonymous first; on a refusal that credentials could lift (401, 403, "needs a user")
         the instance moves up to an app token, then to a user token if the crawl has one,
@@ -200,12 +202,12 @@ class Instance:
             level = self.level
             session = await self._session_for(level)
             try:
-                return await self.call(lambda s=session: s.request("GET", path))  # type: ignore[misc]
+                return await self.call(functools.partial(fetch, session))
             except (Unauthorized, Forbidden, Unprocessable) as exc:
-                if isinstance(exc, Unprocessable) and exc.status != 422:
-                    raise
-                if isinstance(exc, Unprocessable) and "authenticated user" not in (exc.error or ""):
-                    raise
+                if not isinstance(exc, Unauthorized | Forbidden) and "authenticated user" not in (
+                    exc.error or ""
+                ):
+                    raise  # a plain 422: credentials would not change it
                 await self._climb(level, _brief(exc))
 
     async def _climb(self, level: AuthLevel, why: str) -> None:
@@ -250,7 +252,7 @@ class Instance:
         """The user Session in use, if the instance needed one."""
         return self._user_session if isinstance(self._user_session, Session) else None
 
-    async def call(self, request: Callable[[], Awaitable[RawResponse]]) -> RawResponse:
+    async def call(self, request: Callable[[], Awaitable[T]]) -> T:
         """Send, and ride out an instance that fails: back off (slot given back), try again.
 
         Each request already retried inside its Session. A failure on top of that is counted
@@ -288,6 +290,7 @@ class Instance:
             self.waiting_until = None
 
     async def close(self) -> None:
+        self._detect.cancel()
         sessions = list(self._sessions.values())
         if isinstance(self._user_session, Session):
             sessions.append(self._user_session)
@@ -343,6 +346,33 @@ class Instances:
 
     async def save(self, record: InstanceRecord) -> None:
         await self._save(record)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, instance: Instance) -> AsyncIterator[None]:
+        """Hold one of the instance's own slots (``per_instance``).
+
+        A walk that must wait for one gives its global slot back meanwhile: the instance is
+        busy, others are not.
+        """
+        slot = current_slot.get()
+        if instance.semaphore.locked() and slot is not None and slot.held:
+            slot.release()
+            self.parked(1)
+            try:
+                await instance.semaphore.acquire()
+            finally:
+                self.parked(-1)
+            try:
+                await slot.acquire()
+            except BaseException:
+                instance.semaphore.release()
+                raise
+        else:
+            await instance.semaphore.acquire()
+        try:
+            yield
+        finally:
+            instance.semaphore.release()
 
     async def sleep_released(self, seconds: float) -> None:
         """Sleep without holding the calling walk's global slot."""

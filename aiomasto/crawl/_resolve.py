@@ -163,6 +163,11 @@ class Resolver:
         except _Failed as failed:
             return Resolution(key=target.key, outcome=failed.outcome, detail=failed.detail)
 
+    def close(self) -> None:
+        """Stop the resolutions under way (the crawl is over)."""
+        for flight in list(self._flights.values()):
+            flight.cancel()
+
     # -- handle → API host --------------------------------------------------------------------
 
     async def _by_handle(self, target: Target) -> Resolution:
@@ -234,7 +239,8 @@ class Resolver:
 
     async def _api_json(self, instance: Instance, path: str) -> Any:
         try:
-            response = await instance.get(path)
+            async with self._instances.turn(instance):
+                response = await instance.get(path)
         except Unreachable as exc:
             raise _Failed("unreachable", str(exc)) from None
         except AuthRequired as exc:
