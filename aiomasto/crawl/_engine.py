@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from aiomasto._http import DEFAULT_TIMEOUT, Transport
 from aiomasto._limiter import LimiterBackend
@@ -465,7 +465,10 @@ class Crawler:
         try:
             await slot.acquire()
             resolution = await self._resolver.resolve(
-                unit.target, api_base=unit.api_base, account_id=unit.account_id
+                unit.target,
+                api_base=unit.api_base,
+                account_id=unit.account_id,
+                key=unit.key.account,
             )
             if resolution.outcome is not None or resolution.api_base is None:
                 detail = resolution.detail
@@ -491,8 +494,9 @@ class Crawler:
             if resolution.key not in self._saved_profiles:
                 self._saved_profiles.add(resolution.key)
                 record = account_record(
-                    profile.account, domain=info.domain or instance.host, seen_on=instance.api_base
+                    profile.account, domain=_domain(resolution.key), seen_on=instance.api_base
                 )
+                record = evolve(record, key=resolution.key, acct=resolution.acct or record.acct)
                 await self._sink.save_accounts([record])
             walk = ListWalk(
                 unit=unit,

@@ -125,12 +125,17 @@ class Resolver:
         self._domain_failures: dict[str, tuple[int, str]] = {}
 
     async def resolve(
-        self, target: str, *, api_base: str | None = None, account_id: str | None = None
+        self,
+        target: str,
+        *,
+        api_base: str | None = None,
+        account_id: str | None = None,
+        key: str | None = None,
     ) -> Resolution:
         """The account ``target`` names, read on its home instance.
 
-        ``api_base`` and ``account_id`` (a unit that knows them already) skip WebFinger: the
-        account is read by id there.
+        ``api_base`` and ``account_id`` (a unit that knows them already, with its account
+        ``key``) skip WebFinger: the account is read by id there.
         """
         cache_key = f"{api_base}#{account_id}" if api_base and account_id else target
         cached = self._cache.get(cache_key)
@@ -139,22 +144,31 @@ class Resolver:
             return cached
         flight = self._flights.setdefault(cache_key, SingleFlight())
         try:
-            resolution = await flight.run(lambda: self._resolve(target, api_base, account_id))
+            resolution = await flight.run(lambda: self._resolve(target, api_base, account_id, key))
         finally:
             self._flights.pop(cache_key, None)
-        self._cache[cache_key] = resolution
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._remember(cache_key, resolution)
+        if resolution.api_base and resolution.account_id:
+            # A unit that knows where its account lives finds it here too.
+            self._remember(f"{resolution.api_base}#{resolution.account_id}", resolution)
         return resolution
 
-    async def _resolve(self, text: str, api_base: str | None, account_id: str | None) -> Resolution:
+    def _remember(self, cache_key: str, resolution: Resolution) -> None:
+        self._cache[cache_key] = resolution
+        self._cache.move_to_end(cache_key)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _resolve(
+        self, text: str, api_base: str | None, account_id: str | None, key: str | None
+    ) -> Resolution:
         try:
             target = parse_target(text, allow_insecure_http=self._allow_http)
         except ConfigurationError as exc:
             return Resolution(key=text.lower()[:200], outcome="unresolved", detail=str(exc))
         try:
             if api_base and account_id:
-                return await self._by_id(target.key, api_base, account_id)
+                return await self._by_id(key or target.key, api_base, account_id)
             if target.kind == "id":
                 assert target.instance is not None
                 assert target.account_id is not None
@@ -178,7 +192,14 @@ class Resolver:
         if subject.lower() != target.key:
             # A server may answer for another name (a split domain's web host, an alias):
             # its own answer about that name must agree (federation.md §1.3).
-            again, again_actor = await self._webfinger(username, domain)
+            try:
+                again, again_actor = await self._webfinger(username, domain)
+            except _Failed as failed:
+                raise _Failed(
+                    "unresolved",
+                    f"WebFinger for {target.key} names {subject}, which could not be "
+                    f"confirmed: {failed.detail}",
+                ) from None
             if again.lower() != subject.lower() or again_actor != actor:
                 raise _Failed(
                     "unresolved",
@@ -227,7 +248,8 @@ class Resolver:
         if "@" in acct:
             # Not a local account: its lists live on its own home instance.
             return await self._by_handle(parse_target(acct))
-        domain = info.domain or instance.host
+        # The handle domain as the server names it; else the key's, when the key is a handle.
+        domain = info.domain or (key.rpartition("@")[2] if "@" in key else instance.host)
         full = f"{acct}@{domain}"
         return Resolution(
             key=full.lower(),

@@ -161,7 +161,8 @@ class ListWalk:
         self.instance = instance
         self.info = info
         self.quirks = info.quirks
-        self.domain = info.domain or instance.host
+        # The server names its handle domain; failing that, the target's own (it is local).
+        self.domain = info.domain or unit.key.account.rpartition("@")[2]
         self.max_per_list = max_per_list
         self._commit = commit
         self._discover = discover
