@@ -176,6 +176,8 @@ class Resolver:
             return await self._by_handle(target)
         except _Failed as failed:
             return Resolution(key=target.key, outcome=failed.outcome, detail=failed.detail)
+        except Unreachable as exc:
+            return Resolution(key=target.key, outcome="unreachable", detail=str(exc))
 
     def close(self) -> None:
         """Stop the resolutions under way (the crawl is over)."""
