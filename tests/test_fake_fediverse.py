@@ -603,3 +603,176 @@ def test_static_resolver_reads_ipv6_specs() -> None:
     resolver = StaticResolver.from_specs(["v6.example=[::1]:8080"])
     assert resolver.mapping == {"v6.example": ("::1", 8080)}
     assert json.dumps(resolver.mapping)
+
+
+# Account states (federation.md §3.1)
+
+
+async def test_moved_account_names_its_target_and_keeps_its_lists(web: Start) -> None:
+    fedi = small_fediverse()
+    fedi.add_account("new@gts.example")
+    fedi.follow("bob@gts.example", "alice@alpha.example")
+    fedi.move("alice@alpha.example", "new@gts.example")
+    client = await web(fedi)
+    alice = fedi.account_id("alice@alpha.example")
+
+    shown = (await client.get(f"http://alpha.example/api/v1/accounts/{alice}")).json()
+    assert shown["moved"]["acct"] == "new@gts.example"
+    assert shown["moved"]["uri"] == "http://gts.example/users/new"
+    assert "moved" not in shown["moved"]
+    followers = await client.get(f"http://alpha.example/api/v1/accounts/{alice}/followers")
+    assert [a["acct"] for a in followers.json()] == ["bob@gts.example"]
+    # The copy on bob's home says so too.
+    token = fedi.user_token("bob@gts.example")
+    bob = fedi.account_id("bob@gts.example")
+    [copy] = (await client.get(f"http://gts.example/api/v1/accounts/{bob}/following", token)).json()
+    assert copy["moved"]["acct"] == "new"
+
+
+async def test_deleted_account_is_gone_everywhere(web: Start) -> None:
+    fedi = small_fediverse()
+    fedi.follow("bob@gts.example", "alice@alpha.example")
+    fedi.follow("alice@alpha.example", "erin@split.example")
+    alice = fedi.account_id("alice@alpha.example")
+    fedi.delete("alice@alpha.example")
+    client = await web(fedi)
+    base = "http://alpha.example/api/v1/accounts"
+
+    assert (await client.webfinger("alpha.example", "acct:alice@alpha.example")).status == 410
+    for url in (f"{base}/{alice}", f"{base}/lookup?acct=alice", f"{base}/{alice}/followers"):
+        reply = await client.get(url)
+        assert (reply.status, reply.json()) == (404, {"error": "Record not found"}), url
+    assert fedi.edges() == set()
+    bob = fedi.account_id("bob@gts.example")
+    token = fedi.user_token("bob@gts.example")
+    following = await client.get(f"http://gts.example/api/v1/accounts/{bob}", token)
+    assert following.json()["following_count"] == 0
+
+
+# flavor, answer to a suspended account's followers
+SUSPENDED = [
+    ("mastodon", 200, []),
+    ("gotosocial", 404, {"error": "Not Found: target account not found"}),
+]
+
+
+@pytest.mark.parametrize(("flavor", "status", "body"), SUSPENDED)
+async def test_suspended_account_lists(web: Start, flavor: Any, status: int, body: Any) -> None:
+    fedi = FakeFediverse()
+    fedi.add_instance("home.example", flavor=flavor)
+    fedi.add_account("sus@home.example")
+    fedi.add_account("fan@home.example")
+    fedi.add_account("viewer@home.example")
+    fedi.follow("fan@home.example", "sus@home.example")
+    fedi.suspend("sus@home.example")
+    client = await web(fedi)
+    sus = fedi.account_id("sus@home.example")
+    token = fedi.user_token("viewer@home.example")
+
+    shown = await client.get(f"http://home.example/api/v1/accounts/{sus}", token)
+    assert shown.json()["suspended"] is True
+    reply = await client.get(f"http://home.example/api/v1/accounts/{sus}/followers", token)
+    assert (reply.status, reply.json()) == (status, body)
+    assert "Link" not in reply.headers
+    # Temporarily suspended accounts still resolve (federation.md §1.1).
+    assert (await client.webfinger("home.example", "acct:sus@home.example")).status == 200
+    # The ground truth keeps the follow: it is stored, only not shown.
+    assert fedi.followers("sus@home.example") == {"fan@home.example"}
+
+
+async def test_hidden_lists_per_flavor(web: Start) -> None:
+    fedi = FakeFediverse()
+    fedi.add_instance("alpha.example")
+    fedi.add_instance("gts.example", flavor="gotosocial")
+    fedi.add_instance("akkoma.example", flavor="akkoma")
+    fedi.add_account("shy@alpha.example", hide_collections=True)
+    fedi.add_account("shy@gts.example", hide_collections=True)
+    fedi.add_account("shy@akkoma.example", hide_followers=True)
+    fedi.add_account("fan@alpha.example")
+    for home in ("alpha.example", "gts.example", "akkoma.example"):
+        fedi.follow("fan@alpha.example", f"shy@{home}")
+        fedi.follow(f"shy@{home}", "fan@alpha.example")
+    viewer = fedi.add_account("viewer@gts.example")
+    client = await web(fedi)
+    token = fedi.user_token(viewer)
+
+    async def lists(home: str) -> tuple[list[str], list[str], Any]:
+        account_id = fedi.account_id(f"shy@{home}")
+        url = f"http://{home}/api/v1/accounts/{account_id}"
+        replies = [await client.get(f"{url}/{kind}", token) for kind in ("followers", "following")]
+        assert all("Link" not in r.headers for r in replies if not r.json())
+        entity = (await client.get(url, token)).json()
+        return replies[0].ids(), replies[1].ids(), entity
+
+    for home in ("alpha.example", "gts.example"):
+        followers, following, entity = await lists(home)
+        assert (followers, following) == ([], [])
+        assert entity["hide_collections"] is True
+        assert entity["followers_count"] == 1  # real counts stay visible
+
+    followers, following, entity = await lists("akkoma.example")
+    assert followers == []
+    assert len(following) == 1  # Akkoma hides each list on its own
+    assert "hide_collections" not in entity
+    assert entity["pleroma"]["hide_followers"] is True
+    assert entity["pleroma"]["hide_follows"] is False
+    assert entity["fqn"] == "shy@akkoma.example"
+    # Elsewhere Akkoma's hidden collections look open (they keep ``first``, §2).
+    fan = fedi.account_id("fan@alpha.example")
+    following_on_alpha = await client.get(f"http://alpha.example/api/v1/accounts/{fan}/following")
+    copies = {a["acct"]: a for a in following_on_alpha.json()}
+    assert copies["shy@akkoma.example"]["hide_collections"] is False
+    assert copies["shy@gts.example"]["hide_collections"] is True
+
+
+@pytest.mark.parametrize(("flavor", "status"), [("mastodon", 200), ("gotosocial", 404)])
+async def test_a_target_that_blocks_the_viewer(web: Start, flavor: Any, status: int) -> None:
+    fedi = FakeFediverse()
+    server = fedi.add_instance("home.example", flavor=flavor)
+    fedi.add_account("grump@home.example")
+    fedi.add_account("fan@home.example")
+    fedi.add_account("viewer@home.example")
+    fedi.follow("fan@home.example", "grump@home.example")
+    grump = fedi.account_id("grump@home.example")
+    server.block(grump, fedi.account_id("viewer@home.example"))
+    client = await web(fedi)
+    url = f"http://home.example/api/v1/accounts/{grump}/followers"
+
+    blocked = await client.get(url, fedi.user_token("viewer@home.example"))
+    assert blocked.status == status
+    if status == 200:
+        assert blocked.json() == []
+    other = await client.get(url, fedi.user_token("fan@home.example"))
+    assert len(other.ids()) == 1
+
+
+async def test_akkoma_serves_xrd_when_asked(web: Start) -> None:
+    fedi = FakeFediverse()
+    fedi.add_instance("akkoma.example", flavor="akkoma")
+    fedi.add_account("carla@akkoma.example")
+    client = await web(fedi)
+
+    xml = await client.webfinger(
+        "akkoma.example", "acct:carla@akkoma.example", headers={"Accept": "application/xrd+xml"}
+    )
+    jrd = await client.webfinger("akkoma.example", "acct:carla@akkoma.example")
+
+    assert xml.headers["Content-Type"].startswith("application/xrd+xml")
+    assert "<Subject>acct:carla@akkoma.example</Subject>" in xml.body.decode()
+    assert jrd.json()["aliases"] == ["http://akkoma.example/users/carla"]
+    page = next(link for link in jrd.json()["links"] if link["rel"].endswith("profile-page"))
+    assert page["href"] == "http://akkoma.example/users/carla"  # the ap_id
+
+
+async def test_mastodon_4_6_adds_the_fep_3b86_templates(web: Start) -> None:
+    fedi = FakeFediverse()
+    fedi.add_instance("new.example", version="4.6.0")
+    fedi.add_account("nina@new.example")
+    client = await web(fedi)
+
+    jrd = (await client.webfinger("new.example", "acct:nina@new.example")).json()
+    v2 = (await client.get("http://new.example/api/v2/instance")).json()
+
+    rels = {link["rel"] for link in jrd["links"]}
+    assert {"https://w3id.org/fep/3b86/Create", "https://w3id.org/fep/3b86/Object"} <= rels
+    assert v2["api_versions"] == {"mastodon": 10}
