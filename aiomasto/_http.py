@@ -7,16 +7,20 @@ because only it knows where the bearer token may go.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import aiohttp
+import aiohttp.abc
 from yarl import URL
 
 from ._protocol import RawResponse, redact_url
 from ._redact import Secret, redact
 from .errors import (
+    ConfigurationError,
     ConnectionFailed,
     RequestTimeout,
     ResponseTooLarge,
@@ -24,7 +28,7 @@ from .errors import (
     UsageError,
 )
 
-__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_TIMEOUT", "Transport"]
+__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_TIMEOUT", "StaticResolver", "Transport"]
 
 log = logging.getLogger("aiomasto")
 
@@ -170,3 +174,94 @@ def _describe(
     """What went wrong, without any secret that was part of the request."""
     secrets = [v for v in (*headers.values(), *(form or {}).values()) if isinstance(v, Secret)]
     return redact(f"{type(exc).__name__}: {exc}", secrets)
+
+
+class StaticResolver(aiohttp.abc.AbstractResolver):
+    """Resolves chosen host names to fixed ``(ip, port)`` pairs, others as usual.
+
+    Like ``curl --resolve``, but the port is part of the answer: a URL without a port
+    (``http://alpha.example``) reaches ``127.0.0.1:41234``, so many fake servers on loopback
+    can each keep its own name. Names match case-insensitively, a trailing dot ignored; any
+    other host goes to aiohttp's default resolver (created on first use, closed with this
+    one). Give it to the connector of the aiohttp session a ``Session`` borrows.
+
+    Example::
+
+        resolver = StaticResolver({"alpha.example": ("127.0.0.1", 41234)})
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with Session("http://alpha.example", http=http, ...) as masto:
+                ...
+
+        StaticResolver.from_specs(["alpha.example=127.0.0.1:41234"])  # the CLI's --resolve
+    """
+
+    def __init__(
+        self,
+        mapping: Mapping[str, tuple[str, int]],
+        *,
+        fallback: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
+        self._mapping: dict[str, tuple[str, int]] = {}
+        for host, (ip, port) in mapping.items():
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{host!r} must map to an IP address, not {ip!r}"
+                ) from None
+            if not 0 < port < 65536:
+                raise ConfigurationError(f"{host!r}: port {port} is not between 1 and 65535")
+            self._mapping[_host_key(host)] = (ip, port)
+        self._fallback = fallback
+        self._owns_fallback = fallback is None
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[str]) -> StaticResolver:
+        """From ``host=ip:port`` texts (``[::1]:8080`` for IPv6), as ``--resolve`` takes them.
+
+        Example: ``StaticResolver.from_specs(["alpha.example=127.0.0.1:41234"])``.
+        """
+        mapping: dict[str, tuple[str, int]] = {}
+        for spec in specs:
+            host, sep, address = spec.partition("=")
+            ip, colon, port = address.rpartition(":")
+            ip = ip.removeprefix("[").removesuffix("]")
+            if not sep or not colon or not host.strip() or not port.isdigit():
+                raise ConfigurationError(f"{spec!r}: expected host=ip:port")
+            mapping[host.strip()] = (ip, int(port))
+        return cls(mapping)
+
+    @property
+    def mapping(self) -> Mapping[str, tuple[str, int]]:
+        """The fixed answers, keyed by lower-cased host name."""
+        return dict(self._mapping)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        target = self._mapping.get(_host_key(host))
+        if target is None:
+            if self._fallback is None:
+                self._fallback = aiohttp.DefaultResolver()
+            return await self._fallback.resolve(host, port, family)
+        ip, mapped_port = target
+        return [
+            {
+                "hostname": host,
+                "host": ip,
+                "port": mapped_port,
+                "family": socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        if self._owns_fallback and self._fallback is not None:
+            await self._fallback.close()
+            self._fallback = None
+
+
+def _host_key(host: str) -> str:
+    return host.strip().lower().rstrip(".")

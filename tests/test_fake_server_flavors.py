@@ -406,6 +406,97 @@ async def test_akkoma_auth_errors_are_403(served: Any) -> None:
     assert shown.status == 200
 
 
+# Pixelfed (federation.md §3.2, §4.3): opaque cursors, swapped rels, user tokens only
+
+
+async def test_pixelfed_pages_by_cursor_with_swapped_rels(served: Any) -> None:
+    server = FakeMastodon(flavor="pixelfed")
+    graph = seed(server, 25)
+    client: Client = await served(server)
+    token = server.issue_user_token(graph.star)
+    path = f"/api/v1/accounts/{graph.star}/followers"
+
+    first = await client.get(path, token)
+    assert len(first.ids()) == 10  # Pixelfed's default limit
+    # Page 1 carries only rel="prev", and it leads to older follows.
+    assert set(first.links()) == {"prev"}
+    older = first.links()["prev"]
+    assert "cursor=" in older
+    assert "max_id" not in older
+
+    second = await client.get(older, token)
+    assert set(second.links()) == {"next", "prev"}
+    third = await client.get(second.links()["prev"], token)
+    assert set(third.links()) == {"next"}  # the oldest page: only the way back up
+    walked = first.ids() + second.ids() + third.ids()
+    assert walked == graph.fans[::-1]
+
+    # rel="next" goes back to the newer page.
+    back = await client.get(second.links()["next"], token)
+    assert back.ids() == first.ids()
+
+
+async def test_pixelfed_ignores_max_id(served: Any) -> None:
+    server = FakeMastodon(flavor="pixelfed")
+    graph = seed(server, 25)
+    client: Client = await served(server)
+    token = server.issue_user_token(graph.star)
+    path = f"/api/v1/accounts/{graph.star}/followers"
+
+    first = await client.get(path, token)
+    oldest = first.ids()[-1]
+    again = await client.get(f"{path}?max_id={oldest}", token)
+    assert again.ids() == first.ids()  # the same page, forever
+    garbage = await client.get(f"{path}?cursor=not-a-cursor", token)
+    assert garbage.ids() == first.ids()
+
+
+async def test_pixelfed_limits_and_auth(served: Any) -> None:
+    server = FakeMastodon(flavor="pixelfed")
+    graph = seed(server, 100)
+    client: Client = await served(server)
+    path = f"/api/v1/accounts/{graph.star}/followers"
+    token = server.issue_user_token(graph.star, "read")
+
+    assert len((await client.get(f"{path}?limit=200", token)).ids()) == 80
+    for anonymous in (None, await client.app_token(server)):
+        refused = await client.get(path, anonymous)
+        assert refused.status == 403
+    assert (await client.get(path, server.issue_user_token(graph.star, "write"))).status == 403
+    lookup = await client.get("/api/v1/accounts/lookup?acct=star", token)
+    assert lookup.status == 404  # no lookup route
+
+
+# Sharkey's Mastodon shim (federation.md §4.3): only limit is forwarded, no Link
+
+
+async def test_sharkey_always_answers_the_first_page_without_link(served: Any) -> None:
+    server = FakeMastodon(flavor="sharkey")
+    graph = seed(server, 150)
+    client: Client = await served(server)
+    path = f"/api/v1/accounts/{graph.star}/followers"
+
+    first = await client.get(path)
+    assert first.ids() == graph.fans[::-1][:10]
+    assert "Link" not in first.headers
+    for query in (f"max_id={graph.cursors[100]}", f"since_id={graph.cursors[3]}", "cursor=x"):
+        assert (await client.get(f"{path}?{query}")).ids() == first.ids()
+    assert len((await client.get(f"{path}?limit=500")).ids()) == 100
+
+
+async def test_sharkey_lookup_returns_the_first_search_hit(served: Any) -> None:
+    server = FakeMastodon(flavor="sharkey")
+    malice = server.add_account("malice")
+    alice = server.add_account("alice")
+    client: Client = await served(server)
+
+    hit = await client.get("/api/v1/accounts/lookup?acct=alice")
+    assert hit.json()["id"] == malice  # not the account asked for
+    assert alice != malice
+    missing = await client.get("/api/v1/accounts/lookup?acct=zed")
+    assert missing.status == 401
+
+
 # rewrite_links
 
 

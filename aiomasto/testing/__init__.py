@@ -39,11 +39,30 @@ Example (inside any asyncio test)::
     async with server.run() as url:
         ...  # point the client at url
 
+- **Federation**: WebFinger (and host-meta), NodeInfo and ``/api/v1|v2/instance`` as each
+  flavour serves them; ``domain=``/``web_domain=`` split the handle domain from the API
+  host; ``limited_federation=True`` closes the API to anonymous and app tokens; accounts can
+  be suspended, deleted or moved; ``"pixelfed"`` and ``"sharkey"`` model those servers'
+  paging quirks. :class:`FakeFediverse` runs many instances on loopback at once, with
+  follows stored on both homes as federation does, a ground truth to compare a crawl with,
+  and an aiohttp resolver that sends ``http://alpha.example`` to the right port::
+
+      fedi = FakeFediverse()
+      fedi.add_instance("alpha.example")
+      fedi.add_instance("gts.example", flavor="gotosocial")
+      fedi.add_account("alice@alpha.example")
+      fedi.add_account("bob@gts.example")
+      fedi.follow("bob@gts.example", "alice@alpha.example")
+      async with fedi.run():
+          connector = aiohttp.TCPConnector(resolver=fedi.resolver())
+          ...  # http://alpha.example/.well-known/webfinger?resource=acct:alice@alpha.example
+
 With pytest, ``pytest_plugins = ["aiomasto.testing.pytest_plugin"]`` provides a
 ``fake_mastodon`` fixture that is already running.
 """
 
 from ._faults import Fault
+from ._fediverse import FakeFediverse
 from ._http import RecordedRequest
 from ._oauth import s256
 from ._ratelimit import Limits
@@ -53,6 +72,7 @@ from ._state import DEFAULT_PASSWORD, Emoji, Field, Role
 __all__ = [
     "DEFAULT_PASSWORD",
     "Emoji",
+    "FakeFediverse",
     "FakeMastodon",
     "Fault",
     "Field",

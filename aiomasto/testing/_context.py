@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ._flavors import AuthError, Endpoint, Flavor
 from ._http import Params, json_response, scalar
+from ._json import Render
 from ._state import State, Token, TokenPolicy
 
 __all__ = ["Ctx", "Halt", "presented_token"]
@@ -59,6 +60,28 @@ class Ctx:
     token: Token | None
     # How tokens expire and refresh; None: never (Mastodon).
     token_policy: TokenPolicy | None = None
+    # Mastodon's LOCAL_DOMAIN (the handle domain) and WEB_DOMAIN (the API host), both
+    # without port; the request's host when the server was not given them.
+    local_domain: str = ""
+    web_domain: str = ""
+    # The modelled Mastodon version as text (NodeInfo and instance ``version``).
+    version_text: str = ""
+    # LIMITED_FEDERATION_MODE: only user tokens may read the API (federation.md §3.1).
+    limited_federation: bool = False
+    # WebFinger answers 404 and only host-meta's lrdd template leads to the JRD.
+    host_meta_only: bool = False
+    # The request path, for handlers serving several routes.
+    path: str = ""
+
+    @property
+    def render(self) -> Render:
+        """How this server renders accounts for this request."""
+        return Render(
+            base=self.base,
+            version=self.version,
+            shape=self.flavor.account_shape,
+            domain=self.local_domain,
+        )
 
     @property
     def user_id(self) -> int | None:

@@ -1,8 +1,9 @@
-"""Server flavours: where GoToSocial and Akkoma differ from Mastodon, written down as data.
+"""Server flavours: where other servers differ from Mastodon, written down as data.
 
 Every endpoint runs the same code and reads its quirks from a :class:`Flavor`, so a
-flavour is a table of settings, not a subclass. Sources: docs/mastodon-api.md §10.5
-(Mastodon), §14.1 (GoToSocial), §14.2 (Akkoma).
+flavour is a table of settings, not a subclass. Sources: mastodon-api.md §10.5
+(Mastodon), §14.1 (GoToSocial), §14.2 (Akkoma); federation.md §1 (WebFinger), §3.1 (what
+a list answers), §4 (NodeInfo, instance endpoints, Pixelfed's and Sharkey's paging).
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ from ._state import FIRST_FOLLOW_ID
 
 __all__ = [
     "FLAVORS",
+    "Answer",
     "AuthError",
     "AuthRules",
     "Endpoint",
     "Flavor",
     "FlavorName",
+    "ListRules",
     "PagingRules",
     "RateLimitRules",
+    "SoftwareRules",
+    "WebfingerRules",
     "follow_ulid",
 ]
 
-FlavorName = Literal["mastodon", "gotosocial", "akkoma"]
+FlavorName = Literal["mastodon", "gotosocial", "akkoma", "pixelfed", "sharkey"]
 # "account": show, lookup, followers, following; "app": /api/v1/apps/verify_credentials.
 Endpoint = Literal["account", "verify_credentials", "relationships", "app", "userinfo"]
 
@@ -92,6 +97,12 @@ class PagingRules:
     links_always_limit: bool
     # Akkoma copies every other request parameter into its links.
     links_carry_params: bool
+    # "ids": max_id/since_id (and min_id where honoured); "opaque": Pixelfed's Laravel
+    # ``cursor=`` (max_id ignored); "none": Sharkey's shim forwards only ``limit``.
+    cursor: Literal["ids", "opaque", "none"] = "ids"
+    # "standard": next = older; "swapped": Pixelfed's rel="prev" = older, page 1 only prev;
+    # "none": no Link header at all (Sharkey).
+    links: Literal["standard", "swapped", "none"] = "standard"
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +116,78 @@ class RateLimitRules:
 
 
 @attrs.frozen(kw_only=True)
+class Answer:
+    """A fixed error answer: status, body and its content type (None: no body at all)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+
+
+def _json_error(status: int, text: str) -> Answer:
+    body = ('{"error":"' + text + '"}').encode()
+    return Answer(status=status, body=body, content_type="application/json; charset=utf-8")
+
+
+@attrs.frozen(kw_only=True)
+class WebfingerRules:
+    """``/.well-known/webfinger`` per server (federation.md §1.1 table, §1.2 shapes)."""
+
+    # "mastodon": aliases [profile, actor], links profile-page/self/subscribe (+avatar);
+    # "gotosocial": aliases [actor, profile], profile-page + self; "akkoma": aliases [actor],
+    # profile-page href = the actor, self in both AP types, subscribe; "pixelfed" as
+    # Mastodon's without the avatar.
+    style: Literal["mastodon", "gotosocial", "akkoma", "pixelfed"]
+    unknown_user: Answer
+    foreign_domain: Answer
+    invalid: Answer
+    deleted: Answer
+    # None: suspended accounts are served like any other (Mastodon's temporary suspension).
+    suspended: Answer | None = None
+    # GoToSocial offers only JRD/JSON and answers any other Accept with 406.
+    json_only: bool = False
+    # Akkoma serves XRD when the Accept header asks for it.
+    xrd: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class SoftwareRules:
+    """NodeInfo and the instance endpoints (federation.md §4.1, §4.2)."""
+
+    # NodeInfo ``software.name`` and ``software.version`` ("{mastodon}": the modelled version).
+    name: str
+    version: str
+    # (schema version, path) in the order ``/.well-known/nodeinfo`` lists them.
+    nodeinfo: tuple[tuple[str, str], ...]
+    # ``version`` of /api/v1|v2/instance ("{mastodon}" as above).
+    instance_version: str
+    source_url: str
+    # Whether GET /api/v2/instance exists (not on Akkoma nor Sharkey 2023.12).
+    instance_v2: bool
+    # What v1 ``uri`` holds: the handle domain (Mastodon), the API host (GoToSocial, which
+    # adds ``account_domain``), or the base URL with its scheme (Akkoma's Pleroma.Web.base_url).
+    v1_uri: Literal["domain", "host", "base_url"]
+
+
+@attrs.frozen(kw_only=True)
+class ListRules:
+    """What followers/following answer for unavailable or hidden targets (federation.md §3.1)."""
+
+    # "together": hide_collections empties both lists (Mastodon, GoToSocial, Pixelfed,
+    # Sharkey); "separately": Akkoma's hide_followers and hide_follows.
+    hide: Literal["together", "separately"]
+    # A suspended target: "empty" (200 []), "not_found" (GoToSocial's 404) or "listed".
+    suspended: Literal["empty", "not_found", "listed"]
+    # A target that blocks the viewer (or, on GoToSocial, a block either way).
+    blocked: Literal["empty", "not_found", "listed"]
+    not_found: Answer
+    # "mastodon": ``user@LOCAL_DOMAIN`` is local, ``user@WEB_DOMAIN`` is not; "any_host":
+    # both are (GoToSocial); "web_domain": only the API host (Akkoma); "none": no lookup
+    # route (Pixelfed); "first_hit": Sharkey's first account-search hit (federation.md §1.4).
+    lookup: Literal["mastodon", "any_host", "web_domain", "none", "first_hit"]
+
+
+@attrs.frozen(kw_only=True)
 class Flavor:
     """Everything a server family does differently on the modelled endpoints."""
 
@@ -115,6 +198,12 @@ class Flavor:
     rate_limits: RateLimitRules | None
     # Whether /oauth/authorize and /oauth/token check PKCE (Akkoma ignores it).
     pkce: bool
+    webfinger: WebfingerRules
+    software: SoftwareRules
+    lists: ListRules
+    # "akkoma": the Account entity carries ``pleroma``/``akkoma``/``fqn`` and no
+    # ``hide_collections`` (mastodon-api.md §14.2).
+    account_shape: Literal["mastodon", "akkoma"] = "mastodon"
 
 
 _MASTODON_SCOPES: dict[Endpoint, tuple[str, ...]] = {
@@ -139,19 +228,28 @@ _AKKOMA_SCOPES: dict[Endpoint, tuple[str, ...]] = {
     "app": (),
 }
 
+_PIXELFED_SCOPES: dict[Endpoint, tuple[str, ...]] = {**_MASTODON_SCOPES, "account": ("read",)}
+
+GTS_VERSION = "0.20.0+git-57cb4fe"
+AKKOMA_VERSION = "3.16.0"
+PIXELFED_VERSION = "0.11.13"
+SHARKEY_VERSION = "2023.12.0.beta1"
+
+_MASTODON_AUTH = AuthRules(
+    public_reads=True,
+    lenient_public_reads=False,
+    user_before_scope=False,
+    missing=AuthError(status=401, error="The access token is invalid", www_authenticate=True),
+    revoked=AuthError(status=401, error="The access token was revoked", www_authenticate=True),
+    expired=AuthError(status=401, error="The access token expired", www_authenticate=True),
+    no_user=AuthError(status=422, error="This method requires an authenticated user"),
+    scope=AuthError(status=403, error="This action is outside the authorized scopes"),
+    scopes=_MASTODON_SCOPES,
+)
+
 MASTODON = Flavor(
     name="mastodon",
-    auth=AuthRules(
-        public_reads=True,
-        lenient_public_reads=False,
-        user_before_scope=False,
-        missing=AuthError(status=401, error="The access token is invalid", www_authenticate=True),
-        revoked=AuthError(status=401, error="The access token was revoked", www_authenticate=True),
-        expired=AuthError(status=401, error="The access token expired", www_authenticate=True),
-        no_user=AuthError(status=422, error="This method requires an authenticated user"),
-        scope=AuthError(status=403, error="This action is outside the authorized scopes"),
-        scopes=_MASTODON_SCOPES,
-    ),
+    auth=_MASTODON_AUTH,
     paging=PagingRules(
         default_limit=40,
         max_limit=80,
@@ -171,6 +269,30 @@ MASTODON = Flavor(
         too_many_type="application/json",
     ),
     pkce=True,
+    # mastodon: app/controllers/well_known/webfinger_controller.rb answers errors with `head`.
+    webfinger=WebfingerRules(
+        style="mastodon",
+        unknown_user=Answer(status=404),
+        foreign_domain=Answer(status=404),
+        invalid=Answer(status=400),
+        deleted=Answer(status=410),
+    ),
+    software=SoftwareRules(
+        name="mastodon",
+        version="{mastodon}",
+        nodeinfo=(("2.0", "/nodeinfo/2.0"),),
+        instance_version="{mastodon}",
+        source_url="https://github.com/mastodon/mastodon",
+        instance_v2=True,
+        v1_uri="domain",
+    ),
+    lists=ListRules(
+        hide="together",
+        suspended="empty",
+        blocked="empty",
+        not_found=_json_error(404, "Record not found"),
+        lookup="mastodon",
+    ),
 )
 
 # GoToSocial deletes revoked tokens and treats unknown ones as absent, hence one answer.
@@ -208,6 +330,31 @@ GOTOSOCIAL = Flavor(
         too_many_type="application/json; charset=utf-8",
     ),
     pkce=True,
+    # gts: internal/api/wellknown/webfinger/webfingerget.go
+    webfinger=WebfingerRules(
+        style="gotosocial",
+        unknown_user=_json_error(404, "Not Found"),
+        foreign_domain=_json_error(400, "Bad Request: requested username or domain not found"),
+        invalid=_json_error(400, "Bad Request: bad webfinger request"),
+        deleted=_json_error(404, "Not Found"),
+        json_only=True,
+    ),
+    software=SoftwareRules(
+        name="gotosocial",
+        version=GTS_VERSION,
+        nodeinfo=(("2.0", "/nodeinfo/2.0"), ("2.1", "/nodeinfo/2.1")),
+        instance_version=GTS_VERSION,
+        source_url="https://github.com/superseriousbusiness/gotosocial",
+        instance_v2=True,
+        v1_uri="host",
+    ),
+    lists=ListRules(
+        hide="together",
+        suspended="not_found",
+        blocked="not_found",
+        not_found=_json_error(404, "Not Found: target account not found"),
+        lookup="any_host",
+    ),
 )
 
 # Akkoma's plugs answer 403 both for a missing user and for a missing scope.
@@ -241,10 +388,158 @@ AKKOMA = Flavor(
     # Akkoma's per-route buckets cover none of the modelled endpoints.
     rate_limits=None,
     pkce=False,
+    # akkoma: lib/pleroma/web/web_finger/web_finger_controller.ex
+    webfinger=WebfingerRules(
+        style="akkoma",
+        unknown_user=Answer(
+            status=404, body=b'"Couldn\'t find user"', content_type="application/json"
+        ),
+        foreign_domain=Answer(
+            status=404, body=b'"Couldn\'t find user"', content_type="application/json"
+        ),
+        invalid=Answer(status=400, body=b"Bad Request", content_type="text/plain"),
+        deleted=Answer(status=404, body=b'"Couldn\'t find user"', content_type="application/json"),
+        xrd=True,
+    ),
+    software=SoftwareRules(
+        name="akkoma",
+        version=AKKOMA_VERSION,
+        nodeinfo=(("2.0", "/nodeinfo/2.0.json"), ("2.1", "/nodeinfo/2.1.json")),
+        instance_version=f"2.7.2 (compatible; Akkoma {AKKOMA_VERSION})",
+        source_url="https://akkoma.dev/AkkomaGang/akkoma",
+        instance_v2=False,
+        v1_uri="base_url",
+    ),
+    lists=ListRules(
+        hide="separately",
+        suspended="listed",
+        blocked="listed",
+        not_found=_json_error(404, "Can't find user"),
+        lookup="web_domain",
+    ),
+    account_shape="akkoma",
+)
+
+# Pixelfed's abort_if(!$request->user(), 403): the status is sourced, the text is ours.
+_PIXELFED_FORBIDDEN = AuthError(status=403, error="This action is unauthorized.")
+
+PIXELFED = Flavor(
+    name="pixelfed",
+    auth=AuthRules(
+        public_reads=False,
+        lenient_public_reads=False,
+        user_before_scope=True,
+        missing=_PIXELFED_FORBIDDEN,
+        revoked=_PIXELFED_FORBIDDEN,
+        expired=None,
+        no_user=_PIXELFED_FORBIDDEN,
+        scope=_PIXELFED_FORBIDDEN,
+        scopes=_PIXELFED_SCOPES,
+    ),
+    # pixelfed: app/Http/Controllers/Api/ApiV1Controller.php#accountFollowersById
+    # (federation.md §4.3): cursorPaginate over follows, newest first.
+    paging=PagingRules(
+        default_limit=10,
+        max_limit=80,
+        limit_parse="lenient",
+        order_by="follow",
+        follow_ids="integer",
+        min_id=False,
+        next_on_short_page=True,
+        prev_param="since_id",
+        links_always_limit=False,
+        links_carry_params=False,
+        cursor="opaque",
+        links="swapped",
+    ),
+    # No throttle on Pixelfed's api group (federation.md §5).
+    rate_limits=None,
+    pkce=True,
+    # pixelfed: app/Http/Controllers/FederationController.php answers every miss with 400.
+    webfinger=WebfingerRules(
+        style="pixelfed",
+        unknown_user=Answer(status=400),
+        foreign_domain=Answer(status=400),
+        invalid=Answer(status=400),
+        deleted=Answer(status=400),
+        suspended=Answer(status=400),
+    ),
+    software=SoftwareRules(
+        name="pixelfed",
+        version=PIXELFED_VERSION,
+        nodeinfo=(("2.0", "/api/nodeinfo/2.0.json"),),
+        instance_version=f"3.5.3 (compatible; Pixelfed {PIXELFED_VERSION})",
+        source_url="https://github.com/pixelfed/pixelfed",
+        instance_v2=True,
+        v1_uri="domain",
+    ),
+    lists=ListRules(
+        hide="together",
+        suspended="not_found",
+        blocked="listed",
+        not_found=_json_error(404, "Record not found"),
+        lookup="none",
+    ),
+)
+
+SHARKEY = Flavor(
+    name="sharkey",
+    # The shim passes the token upstream; followers of a public profile need none.
+    auth=attrs.evolve(
+        _MASTODON_AUTH,
+        missing=AuthError(status=401, error="Credential required."),
+        revoked=AuthError(status=401, error="Credential required."),
+    ),
+    # sharkey: packages/megalodon/src/misskey.ts forwards only ``limit`` (federation.md §4.3).
+    paging=PagingRules(
+        default_limit=10,
+        max_limit=100,
+        limit_parse="lenient",
+        order_by="follow",
+        follow_ids="integer",
+        min_id=False,
+        next_on_short_page=False,
+        prev_param="since_id",
+        links_always_limit=False,
+        links_carry_params=False,
+        cursor="none",
+        links="none",
+    ),
+    rate_limits=None,
+    pkce=True,
+    webfinger=WebfingerRules(
+        style="mastodon",
+        unknown_user=Answer(status=404),
+        foreign_domain=Answer(status=404),
+        invalid=Answer(status=400),
+        deleted=Answer(status=404),
+    ),
+    software=SoftwareRules(
+        name="sharkey",
+        version=SHARKEY_VERSION,
+        nodeinfo=(("2.1", "/nodeinfo/2.1"), ("2.0", "/nodeinfo/2.0")),
+        instance_version=f"3.0.0 (compatible; Sharkey {SHARKEY_VERSION})",
+        source_url="https://activitypub.software/TransFem-org/Sharkey/",
+        instance_v2=False,
+        v1_uri="domain",
+    ),
+    lists=ListRules(
+        hide="together",
+        suspended="empty",
+        blocked="listed",
+        not_found=_json_error(401, "NO_SUCH_USER"),
+        lookup="first_hit",
+    ),
 )
 
 FLAVORS: Mapping[FlavorName, Flavor] = MappingProxyType(
-    {"mastodon": MASTODON, "gotosocial": GOTOSOCIAL, "akkoma": AKKOMA}
+    {
+        "mastodon": MASTODON,
+        "gotosocial": GOTOSOCIAL,
+        "akkoma": AKKOMA,
+        "pixelfed": PIXELFED,
+        "sharkey": SHARKEY,
+    }
 )
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

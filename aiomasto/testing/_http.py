@@ -20,6 +20,7 @@ __all__ = [
     "dump_json",
     "json_response",
     "json_text_response",
+    "not_found_page",
     "parse_body",
     "parse_pairs",
     "ruby_to_i",
@@ -203,3 +204,31 @@ def json_response(
     status: int, document: object, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return json_text_response(status, dump_json(document), headers)
+
+
+_NOT_FOUND_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta content="width=device-width, initial-scale=1" name="viewport">
+<title>The page you are looking for isn't here. - Mastodon</title>
+</head>
+<body class="error">
+<div class="dialog">
+<div class="dialog__illustration">
+<img alt="Mastodon" src="/oops.png">
+</div>
+<div class="dialog__message">
+<h1>The page you are looking for isn't here.</h1>
+</div>
+</div>
+</body>
+</html>
+"""
+
+
+def not_found_page(headers: Mapping[str, str]) -> web.Response:
+    """ApplicationController#raise_not_found: an HTML page unless the client asks for JSON."""
+    if "application/json" in headers.get("Accept", ""):
+        return json_response(404, {"error": "Not Found"})
+    return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import Literal
+
+import attrs
 
 from ._http import dump_json
 from ._state import Account, App, Emoji, Field, Role, State
 
 __all__ = [
+    "Render",
     "account_document",
+    "actor_uri",
+    "profile_url",
     "account_text",
     "accounts_text",
     "application_document",
@@ -71,29 +77,77 @@ def _role(role: Role) -> dict[str, object]:
     }
 
 
+@attrs.frozen(kw_only=True)
+class Render:
+    """How a server renders accounts: where it lives, which version and whose entity shape."""
+
+    # scheme://host of the request: local accounts' URLs, avatars, emojis.
+    base: str
+    version: tuple[int, int]
+    shape: Literal["mastodon", "akkoma"] = "mastodon"
+    # The handle domain of local accounts (Akkoma's ``fqn``).
+    domain: str = ""
+
+
+def profile_url(account: Account, base: str) -> str:
+    """The account's profile page: remote accounts link to their home."""
+    if account.url is not None:
+        return account.url
+    if account.domain:
+        return f"https://{account.domain}/@{account.username}"
+    return f"{base}/@{account.username}"
+
+
+def actor_uri(account: Account, base: str) -> str:
+    """The ActivityPub actor id: ``…/users/<username>`` (federation.md §1.2)."""
+    if account.uri is not None:
+        return account.uri
+    if account.domain:
+        return f"https://{account.domain}/users/{account.username}"
+    return f"{base}/users/{account.username}"
+
+
+def _akkoma_extras(account: Account, render: Render, actor: str) -> dict[str, object]:
+    # akkoma: lib/pleroma/web/mastodon_api/views/account_view.ex; hiding lives here, not in
+    # hide_collections (federation.md §3.1).
+    return {
+        "fqn": f"{account.username}@{account.domain or render.domain}",
+        "pleroma": {
+            "ap_id": actor,
+            "also_known_as": [],
+            "hide_favorites": True,
+            "hide_followers": account.hide_followers,
+            "hide_follows": account.hide_follows,
+            "hide_followers_count": False,
+            "hide_follows_count": False,
+            "is_admin": False,
+            "is_moderator": False,
+            "is_confirmed": True,
+            "relationship": {},
+            "tags": [],
+        },
+        "akkoma": {"instance": None, "status_ttl_days": None, "permit_followback": False},
+    }
+
+
 def account_document(
     state: State,
     account: Account,
-    base: str,
-    version: tuple[int, int],
+    render: Render,
     source: dict[str, object] | None = None,
+    *,
+    nested: bool = False,
 ) -> dict[str, object]:
     """One Account. Key order follows the serializer: plain attributes (the conditional
     ``suspended``/``noindex`` and, for CredentialAccount, ``source`` included) come first,
-    then the associations ``emojis``, ``roles``, ``fields`` (and ``role``)."""
+    then the associations ``moved``, ``emojis``, ``roles``, ``fields`` (and ``role``)."""
+    base, version = render.base, render.version
     gone = account.suspended
-    profile = (
-        f"https://{account.domain}/@{account.username}"
-        if account.domain
-        else f"{base}/@{account.username}"
-    )
-    actor = (
-        f"https://{account.domain}/users/{account.username}"
-        if account.domain
-        else f"{base}/users/{account.username}"
-    )
+    profile = profile_url(account, base)
+    actor = actor_uri(account, base)
     avatar = f"{base}/avatars/original/missing.png"
     header = f"{base}/headers/original/missing.png"
+    followers_count, following_count = state.counts(account.id)
     doc: dict[str, object] = {
         "id": str(account.id),
         "username": account.username,
@@ -118,11 +172,12 @@ def account_document(
     doc["header_static"] = header
     if version >= V4_6:
         doc["header_description"] = ""
-    doc["followers_count"] = len(state.followers_of(account.id))
-    doc["following_count"] = len(state.following_of(account.id))
+    doc["followers_count"] = followers_count
+    doc["following_count"] = following_count
     doc["statuses_count"] = 0
     doc["last_status_at"] = None
-    doc["hide_collections"] = account.hide_collections
+    if render.shape == "mastodon":
+        doc["hide_collections"] = account.hide_collections
     if version >= V4_6:
         doc.update(show_media=True, show_media_replies=True, show_featured=True)
     if gone:
@@ -131,6 +186,10 @@ def account_document(
         doc["noindex"] = False
     if source is not None:
         doc["source"] = source
+    if account.moved_to is not None and not nested:
+        # ``moved`` is never nested twice; an unavailable account shows ``moved: null``.
+        target = state.accounts[account.moved_to]
+        doc["moved"] = None if gone else account_document(state, target, render, nested=True)
     doc["emojis"] = [] if gone else [_emoji(e, base) for e in account.emojis]
     if account.local:
         role = account.role
@@ -140,11 +199,13 @@ def account_document(
             else []
         )
     doc["fields"] = [] if gone else [_field(f, plain=False) for f in account.fields]
+    if render.shape == "akkoma":
+        doc.update(_akkoma_extras(account, render, actor))
     return doc
 
 
 def credential_account_document(
-    state: State, account: Account, base: str, version: tuple[int, int]
+    state: State, account: Account, render: Render
 ) -> dict[str, object]:
     source: dict[str, object] = {
         "privacy": "public",
@@ -158,29 +219,30 @@ def credential_account_document(
         "indexable": False,
         "attribution_domains": [],
     }
-    if version >= V4_5:
+    if render.version >= V4_5:
         source["quote_policy"] = "public"
-    doc = account_document(state, account, base, version, source)
+    doc = account_document(state, account, render, source)
     doc["role"] = _role(account.role) if account.role else dict(_EVERYONE_ROLE)
     return doc
 
 
-def account_text(state: State, account_id: int, base: str, version: tuple[int, int]) -> str:
+def account_text(state: State, account_id: int, render: Render) -> str:
     """The serialized Account, built once per account (until its follow counts change)."""
-    if state.json_base != base:
+    if state.json_base != render.base:
         state.json_cache.clear()
-        state.json_base = base
+        state.json_base = render.base
     text = state.json_cache.get(account_id)
     if text is None:
-        document = account_document(state, state.accounts[account_id], base, version)
-        text = state.json_cache[account_id] = dump_json(document)
+        account = state.accounts[account_id]
+        text = dump_json(account_document(state, account, render))
+        # A moved account embeds its target, whose counts change without notice here.
+        if account.moved_to is None:
+            state.json_cache[account_id] = text
     return text
 
 
-def accounts_text(
-    state: State, account_ids: Iterable[int], base: str, version: tuple[int, int]
-) -> str:
-    return "[" + ",".join(account_text(state, i, base, version) for i in account_ids) + "]"
+def accounts_text(state: State, account_ids: Iterable[int], render: Render) -> str:
+    return "[" + ",".join(account_text(state, i, render) for i in account_ids) + "]"
 
 
 def relationship_document(

@@ -1,4 +1,4 @@
-"""Followers/following pages and their ``Link`` headers, for every flavour on one code path.
+"""Followers/following pages and their ``Link`` headers, for every flavour.
 
 A list is two parallel arrays sorted ascending by its cursor key (the Follow id, or the
 account id on Akkoma), so a page is two bisects and a slice, even for a million follows.
@@ -6,6 +6,8 @@ account id on Akkoma), so a page is two bisects and a slice, even for a million 
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
@@ -18,7 +20,16 @@ from ._flavors import PagingRules, follow_ulid
 from ._http import Params, json_response, ruby_to_i, scalar, string_list
 from ._state import Edges
 
-__all__ = ["Page", "link_header", "page_limit", "select_page"]
+__all__ = [
+    "OpaquePage",
+    "Page",
+    "first_page",
+    "link_header",
+    "page_limit",
+    "select_opaque_page",
+    "select_page",
+    "swapped_link_header",
+]
 
 _GO_INT = re.compile(r"[+-]?\d+")
 # Akkoma rebuilds its links from the request params minus these.
@@ -155,3 +166,89 @@ def link_header(url: str, rules: PagingRules, params: Params, limit: int, page: 
         links.append(f'<{target("max_id", page.oldest)}>; rel="next"')
     links.append(f'<{target(prev_param, page.newest)}>; rel="prev"')
     return ", ".join(links)
+
+
+# Pixelfed pages follows with Laravel's cursorPaginate (federation.md §4.3): the cursor is
+# base64url JSON naming the edge row and a direction, and max_id/since_id mean nothing.
+_LARAVEL_KEY = "followers.id"
+
+
+@attrs.frozen(kw_only=True)
+class OpaquePage:
+    """A Laravel cursor page: account ids newest first, and the cursors to either side."""
+
+    account_ids: list[int]
+    older: str | None
+    newer: str | None
+
+
+def _encode_cursor(follow_id: int, towards_older: bool) -> str:
+    document = json.dumps(
+        {_LARAVEL_KEY: follow_id, "_pointsToNextItems": towards_older}, separators=(",", ":")
+    )
+    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str | None) -> tuple[int, bool] | None:
+    """Laravel's ``Cursor::fromEncoded``: anything unreadable means the first page."""
+    if not raw:
+        return None
+    try:
+        document = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        follow_id = document[_LARAVEL_KEY]
+        towards_older = document["_pointsToNextItems"]
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if not isinstance(follow_id, int) or not isinstance(towards_older, bool):
+        return None
+    return follow_id, towards_older
+
+
+def select_opaque_page(edges: Edges, limit: int, params: Params) -> OpaquePage:
+    """``cursorPaginate``: newest first from the cursor's row, ``limit + 1`` rows read to
+    know whether there is more, and Laravel's rules for which side gets a cursor."""
+    keys, accounts = edges.follow_ids, edges.account_ids
+    cursor = _decode_cursor(scalar(params, "cursor"))
+    if cursor is None or cursor[1]:
+        hi = len(keys) if cursor is None else bisect_left(keys, cursor[0])
+        lo = max(0, hi - limit)
+        more = lo > 0
+    else:
+        lo = bisect_right(keys, cursor[0])
+        hi = min(len(keys), lo + limit)
+        more = hi < len(keys)
+    indexes = list(range(hi - 1, lo - 1, -1))
+    if not indexes:
+        return OpaquePage(account_ids=[], older=None, newer=None)
+    towards_older = cursor is None or cursor[1]
+    # Laravel's nextCursor()/previousCursor() (Illuminate\Pagination\CursorPaginator).
+    has_older = more if towards_older else True
+    has_newer = cursor is not None and (more or towards_older)
+    return OpaquePage(
+        account_ids=[accounts[i] for i in indexes],
+        older=_encode_cursor(keys[indexes[-1]], True) if has_older else None,
+        newer=_encode_cursor(keys[indexes[0]], False) if has_newer else None,
+    )
+
+
+def swapped_link_header(url: str, params: Params, page: OpaquePage) -> str | None:
+    """Pixelfed's Link: older items under rel="prev", newer ones under rel="next"."""
+    sent = scalar(params, "limit")
+    carried = [("limit", sent)] if sent is not None else []
+
+    def target(cursor: str) -> str:
+        return f"{url}?{urlencode([('cursor', cursor), *carried])}"
+
+    links = []
+    if page.newer is not None:
+        links.append(f'<{target(page.newer)}>; rel="next"')
+    if page.older is not None:
+        links.append(f'<{target(page.older)}>; rel="prev"')
+    return ", ".join(links) or None
+
+
+def first_page(edges: Edges, limit: int) -> Page:
+    """Sharkey's shim: whatever the cursor, the newest ``limit`` entries."""
+    count = min(limit, len(edges))
+    ids = [edges.account_ids[i] for i in range(len(edges) - 1, len(edges) - 1 - count, -1)]
+    return Page(account_ids=ids, newest="", oldest="")

@@ -21,8 +21,9 @@ from email.utils import formatdate
 
 import attrs
 from aiohttp import web
+from yarl import URL
 
-from . import _accounts, _authorize, _oauth
+from . import _accounts, _authorize, _instance, _oauth, _webfinger
 from ._context import Ctx, Halt, presented_token
 from ._faults import Chaos, Fault
 from ._flavors import FLAVORS, FlavorName, follow_ulid
@@ -31,6 +32,7 @@ from ._http import (
     Params,
     RecordedRequest,
     json_response,
+    not_found_page,
     parse_body,
     parse_pairs,
     scalar,
@@ -46,6 +48,7 @@ from ._ratelimit import (
 )
 from ._state import (
     DEFAULT_PASSWORD,
+    Account,
     App,
     Emoji,
     Field,
@@ -65,28 +68,11 @@ AKKOMA_TOKEN_LIFETIME = 3600.0
 # Endpoints outside /api that Api::BaseController serves, so they see the bearer token.
 _TOKEN_PATHS = ("/api", "/oauth/userinfo")
 
+# What a handle domain's web server redirects to the web domain (federation.md §1.3).
+_REDIRECTED_PATHS = ("/.well-known/webfinger", "/.well-known/host-meta", "/.well-known/nodeinfo")
+
 # Any of these makes a request count against Rack::Attack's paging throttles.
 _PAGING_PARAMS = ("page", "min_id", "max_id", "since_id")
-
-_NOT_FOUND_HTML = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta content="width=device-width, initial-scale=1" name="viewport">
-<title>The page you are looking for isn't here. - Mastodon</title>
-</head>
-<body class="error">
-<div class="dialog">
-<div class="dialog__illustration">
-<img alt="Mastodon" src="/oops.png">
-</div>
-<div class="dialog__message">
-<h1>The page you are looking for isn't here.</h1>
-</div>
-</div>
-</body>
-</html>
-"""
 
 
 @attrs.frozen(kw_only=True)
@@ -94,12 +80,15 @@ class _Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
+    # Served even to anonymous readers in limited-federation mode (skip_before_action
+    # :require_authenticated_user!).
+    public: bool
 
 
-def _route(method: str, path: str, handler: Handler) -> _Route:
+def _route(method: str, path: str, handler: Handler, *, public: bool = False) -> _Route:
     # ":id" segments stop at "/" and "." like Rails' default segment constraint.
     pattern = re.compile(re.sub(r":(\w+)", r"(?P<\1>[^/.]+)", re.escape(path)) + "/?")
-    return _Route(method=method, pattern=pattern, handler=handler)
+    return _Route(method=method, pattern=pattern, handler=handler, public=public)
 
 
 # First match wins, so the fixed account paths precede /accounts/:id (as in config/routes).
@@ -111,7 +100,17 @@ _ROUTES = (
     _route("GET", "/oauth/userinfo", _authorize.userinfo),
     _route("POST", "/oauth/userinfo", _authorize.userinfo),
     _route("GET", "/.well-known/oauth-authorization-server", _authorize.oauth_metadata),
-    _route("POST", "/api/v1/apps", _oauth.create_app),
+    _route("GET", "/.well-known/webfinger", _webfinger.webfinger),
+    _route("GET", "/.well-known/host-meta", _webfinger.host_meta),
+    _route("GET", _webfinger.LRDD_PATH, _webfinger.lrdd),
+    _route("GET", "/.well-known/nodeinfo", _instance.nodeinfo_index),
+    *(
+        _route("GET", path, _instance.nodeinfo_document)
+        for path in sorted({path for f in FLAVORS.values() for _, path in f.software.nodeinfo})
+    ),
+    _route("GET", "/api/v1/instance", _instance.instance_v1, public=True),
+    _route("GET", "/api/v2/instance", _instance.instance_v2, public=True),
+    _route("POST", "/api/v1/apps", _oauth.create_app, public=True),
     _route("GET", "/api/v1/apps/verify_credentials", _oauth.verify_app),
     _route("GET", "/api/v1/accounts/verify_credentials", _accounts.verify_credentials),
     _route("GET", "/api/v1/accounts/lookup", _accounts.lookup),
@@ -157,11 +156,15 @@ def _vapid_key() -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _split_host(host: str) -> tuple[str, str]:
+    """``("alpha.example", ":8080")`` from a Host header (no port: ``""``)."""
+    url = URL(f"http://{host}")
+    port = url.explicit_port
+    return (url.host or "").lower(), "" if port is None else f":{port}"
+
+
 def _not_found(request: web.Request) -> web.Response:
-    """ApplicationController#raise_not_found: HTML unless the client asks for JSON."""
-    if "application/json" in request.headers.get("Accept", ""):
-        return json_response(404, {"error": "Not Found"})
-    return web.Response(status=404, text=_NOT_FOUND_HTML, content_type="text/html")
+    return not_found_page(request.headers)
 
 
 def _apply_legacy_limits(
@@ -244,6 +247,10 @@ class FakeMastodon:
         paging_limit: int | None = None,
         paging_period: float | None = None,
         token_lifetime: float | None = None,
+        domain: str | None = None,
+        web_domain: str | None = None,
+        limited_federation: bool = False,
+        webfinger_via_host_meta_only: bool = False,
     ) -> None:
         """Configure the server; nothing listens until :meth:`run` or :meth:`run_in_thread`.
 
@@ -283,13 +290,46 @@ class FakeMastodon:
         Without it Mastodon's tokens never expire and ``refresh_token`` is an
         ``unsupported_grant_type``.
 
+        ``flavor`` also picks what the federation endpoints answer (federation.md §1, §4):
+        WebFinger's errors and JRD shape, the NodeInfo paths and ``software`` names, the
+        instance ``version`` strings. ``"pixelfed"`` and ``"sharkey"`` model those servers'
+        paging quirks (federation.md §4.3): Pixelfed pages with an opaque ``cursor=``
+        (``max_id`` is ignored), swaps the rels (older items under ``rel="prev"``), wants a
+        user token (403) and has no lookup route; Sharkey's shim forwards only ``limit``
+        (default 10, max 100), so every request gets the first page, and sends no ``Link``.
+
+        ``domain`` is Mastodon's ``LOCAL_DOMAIN`` (GoToSocial's ``account-domain``): the
+        domain of local handles, WebFinger subjects and the instance's ``domain``.
+        ``web_domain`` (``WEB_DOMAIN``, GoToSocial's ``host``) is where the API lives when
+        it differs (federation.md §1.3): requests reaching the server under the handle
+        domain get a 301 to ``web_domain`` for ``/.well-known/webfinger``, ``host-meta`` and
+        ``nodeinfo``, and a 404 for everything else. Without them the host a request names
+        is both.
+
+        ``limited_federation`` is Mastodon's ``LIMITED_FEDERATION_MODE`` (or
+        ``DISALLOW_UNAUTHENTICATED_API_ACCESS``): anonymous and app-token requests to the
+        API get 401 ``{"error":"This method requires an authenticated user"}``, except
+        ``/api/v1|v2/instance`` and ``POST /api/v1/apps``; user tokens work.
+        ``webfinger_via_host_meta_only`` makes WebFinger answer 404 so that clients must
+        follow host-meta's ``lrdd`` template, which leads to ``/xrd?uri=``.
+
         Example::
 
             FakeMastodon(flavor="gotosocial", limits=Limits(per_ip=(30, 60.0)), clock=clock)
             FakeMastodon(flavor="akkoma", token_lifetime=300, clock=clock)
+            FakeMastodon(domain="split.example", web_domain="social.split.example")
+            FakeMastodon(limited_federation=True)
         """
         if flavor not in FLAVORS:
             raise ValueError(f"flavor {flavor!r}: expected one of {', '.join(FLAVORS)}")
+        if web_domain is not None and domain is None:
+            raise ValueError("web_domain needs domain (the handle domain it serves)")
+        if limited_federation and flavor != "mastodon":
+            raise ValueError("limited_federation is Mastodon's mode: use flavor='mastodon'")
+        self._domain = domain.lower() if domain else None
+        self._web_domain = web_domain.lower() if web_domain else None
+        self._limited_federation = limited_federation
+        self._host_meta_only = webfinger_via_host_meta_only
         self._flavor = FLAVORS[flavor]
         self._reset_format = (
             self._flavor.rate_limits.reset_format if self._flavor.rate_limits else "iso_us"
@@ -347,6 +387,21 @@ class FakeMastodon:
         return self._flavor.name
 
     @property
+    def domain(self) -> str | None:
+        """The handle domain (``LOCAL_DOMAIN``), or None: the host each request names."""
+        return self._domain
+
+    @property
+    def web_domain(self) -> str | None:
+        """The API host when it differs from :attr:`domain` (``WEB_DOMAIN``), else None."""
+        return self._web_domain
+
+    @property
+    def limited_federation(self) -> bool:
+        """Whether the API serves only user tokens (Mastodon's limited-federation mode)."""
+        return self._limited_federation
+
+    @property
     def limits(self) -> Limits:
         """The throttle sizes in force (``limits`` with the older keywords applied)."""
         return self._limits
@@ -371,6 +426,8 @@ class FakeMastodon:
         locked: bool = False,
         bot: bool = False,
         hide_collections: bool = False,
+        hide_followers: bool | None = None,
+        hide_follows: bool | None = None,
         suspended: bool = False,
         domain: str | None = None,
         note: str = "",
@@ -378,6 +435,9 @@ class FakeMastodon:
         emojis: Iterable[Emoji | str] = (),
         role: Role | None = None,
         password: str = DEFAULT_PASSWORD,
+        moved_to: str | None = None,
+        uri: str | None = None,
+        url: str | None = None,
     ) -> str:
         """Create an account and return its id (``"109000000000000001"``, then counting up).
 
@@ -389,10 +449,20 @@ class FakeMastodon:
         ``password`` is what the ``/oauth/authorize`` login form accepts for a local account
         (with its username); every account has ``DEFAULT_PASSWORD`` unless given another.
 
+        ``hide_collections`` hides both lists from everyone but the owner (``200 []``).
+        Akkoma hides each list on its own: ``hide_followers``/``hide_follows`` (each
+        defaults to ``hide_collections``); on the other flavours hiding either hides both,
+        as Mastodon does for remote accounts (federation.md §2). ``moved_to`` (an account
+        id on this server) puts that account in ``moved``; the lists are still served.
+        ``uri``/``url`` set a remote account's actor URI and profile URL (default
+        ``https://<domain>/users/<username>`` and ``https://<domain>/@<username>``).
+
         Example::
 
             alice = server.add_account("alice", password="correct horse")
             bob = server.add_account("bob", domain="remote.example", hide_collections=True)
+            new = server.add_account("new")
+            old = server.add_account("old", moved_to=new)
             mod = server.add_account("mod", role=Role(id="2", name="Moderator"),
                                      fields=[("Pronouns", "they/them")], emojis=["blobcat"])
         """
@@ -403,7 +473,8 @@ class FakeMastodon:
                 display_name=display_name,
                 locked=locked,
                 bot=bot,
-                hide_collections=hide_collections,
+                hide_followers=hide_collections if hide_followers is None else hide_followers,
+                hide_follows=hide_collections if hide_follows is None else hide_follows,
                 suspended=suspended,
                 note=note,
                 fields=tuple(
@@ -413,6 +484,9 @@ class FakeMastodon:
                 role=role,
                 created_at=_midnight(self._clock()),
                 password=password,
+                moved_to=None if moved_to is None else self._account_id(moved_to),
+                uri=uri,
+                url=url,
             )
         return str(account_id)
 
@@ -455,7 +529,8 @@ class FakeMastodon:
                     display_name=username,
                     locked=False,
                     bot=False,
-                    hide_collections=False,
+                    hide_followers=False,
+                    hide_follows=False,
                     suspended=False,
                     note="",
                     fields=(),
@@ -489,6 +564,78 @@ class FakeMastodon:
             for target in new_ids:
                 self._state.follow(follower, target)
         return [str(target) for target in new_ids]
+
+    def suspend(self, account_id: str, *, suspended: bool = True) -> None:
+        """Suspend an account (``suspended: true``, blanked; lists answer as the flavour does:
+        ``200 []`` on Mastodon, 404 on GoToSocial); ``suspended=False`` lifts it."""
+        with self._state.lock:
+            self._state.update_account(self._account_id(account_id), suspended=suspended)
+
+    def delete_account(self, account_id: str) -> None:
+        """Delete an account: its follows go both ways, show/lookup/lists answer 404 and
+        WebFinger 410 on Mastodon (404 on GoToSocial and Akkoma, 400 on Pixelfed).
+
+        Example: ``server.delete_account(alice)``.
+        """
+        with self._state.lock:
+            self._state.delete_account(self._account_id(account_id))
+
+    def move(self, account_id: str, target_id: str) -> None:
+        """Mark ``account_id`` as moved to ``target_id`` (``moved`` holds the target).
+
+        Follows stay where they are, as when the move crosses servers: followers move over
+        on their own, later.
+
+        Example: ``server.move(old, server.add_account("new", domain="beta.example"))``.
+        """
+        with self._state.lock:
+            target = self._account_id(target_id)
+            self._state.update_account(self._account_id(account_id), moved_to=target)
+
+    def set_counts(
+        self, account_id: str, *, followers: int | None = None, following: int | None = None
+    ) -> None:
+        """Show these ``followers_count``/``following_count`` instead of the stored follows.
+
+        Remote accounts show the counts their home reports, so a profile may claim far more
+        followers than this server lists (federation.md §2). ``None`` leaves a count as is.
+
+        Example: ``server.set_counts(bob, followers=12_000)``.
+        """
+        with self._state.lock:
+            self._state.set_counts(self._account_id(account_id), followers, following)
+
+    def _record(self, account_id: str) -> Account:
+        """The stored account (a frozen snapshot), for FakeFediverse."""
+        with self._state.lock:
+            return self._state.require_account(int(account_id))
+
+    def counts(self, account_id: str) -> tuple[int, int]:
+        """``(followers_count, following_count)`` as the Account entity shows them."""
+        with self._state.lock:
+            return self._state.counts(self._account_id(account_id))
+
+    def followers_of(self, account_id: str) -> list[str]:
+        """The ids of the accounts following ``account_id`` here, newest follow first."""
+        with self._state.lock:
+            edges = self._state.followers_of(self._account_id(account_id))
+            return [str(i) for i in reversed(edges.account_ids)]
+
+    def following_of(self, account_id: str) -> list[str]:
+        """The ids of the accounts ``account_id`` follows here, newest follow first."""
+        with self._state.lock:
+            edges = self._state.following_of(self._account_id(account_id))
+            return [str(i) for i in reversed(edges.account_ids)]
+
+    def handle(self, account_id: str) -> str:
+        """``username@domain``: a local account's uses :attr:`domain` (``ValueError``
+        without one), a remote account's its own."""
+        with self._state.lock:
+            account = self._state.require_account(int(account_id))
+        domain = account.domain or self._domain
+        if domain is None:
+            raise ValueError("a local handle needs FakeMastodon(domain=...)")
+        return f"{account.username}@{domain}"
 
     def block(self, blocker_id: str, blocked_id: str) -> None:
         """``blocker_id`` blocks ``blocked_id``; like Mastodon, follows between them end."""
@@ -920,7 +1067,23 @@ class FakeMastodon:
             if applies and rate is not None
         ]
 
+    def _split_domain_answer(self, request: web.Request) -> web.Response | None:
+        """The handle domain's own web server when the API lives elsewhere (federation.md
+        §1.3): discovery documents redirect to the web domain, nothing else is served."""
+        if self._web_domain is None or self._web_domain == self._domain:
+            return None
+        host, port = _split_host(request.host)
+        if host != self._domain:
+            return None
+        if request.path not in _REDIRECTED_PATHS:
+            return _not_found(request)
+        location = f"{request.scheme}://{self._web_domain}{port}{request.path_qs}"
+        return web.Response(status=301, headers={"Location": location})
+
     def _respond(self, request: web.Request, params: Params, body_error: bool) -> web.Response:
+        redirect = self._split_domain_answer(request)
+        if redirect is not None:
+            return redirect
         now = self._clock()
         api = request.path.startswith("/api")
         token = self._known_token(request, params)
@@ -962,6 +1125,7 @@ class FakeMastodon:
         now: float,
     ) -> web.Response:
         route, match = found
+        local_domain = self._domain or _split_host(request.host)[0]
         ctx = Ctx(
             match=match,
             params=params,
@@ -976,20 +1140,34 @@ class FakeMastodon:
             known_scopes=self._known_scopes,
             token=token,
             token_policy=self._token_policy,
+            local_domain=local_domain,
+            web_domain=self._web_domain or local_domain,
+            version_text=self._version_text,
+            limited_federation=self._limited_federation,
+            host_meta_only=self._host_meta_only,
+            path=request.path,
         )
         try:
-            return self._run_handler(route.handler, ctx, body_error)
+            return self._run_handler(route, ctx, body_error)
         except Halt as halt:
             return halt.response
 
-    def _run_handler(self, handler: Handler, ctx: Ctx, body_error: bool) -> web.Response:
+    def _run_handler(self, route: _Route, ctx: Ctx, body_error: bool) -> web.Response:
         if body_error:
             return json_response(400, {"error": "Bad Request"})
         user_id = ctx.user_id
+        if (
+            ctx.limited_federation
+            and user_id is None
+            and not route.public
+            and ctx.path.startswith("/api")
+        ):
+            # Api::BaseController#require_authenticated_user!, before any other check.
+            raise Halt(json_response(401, {"error": "This method requires an authenticated user"}))
         if user_id is not None and ctx.state.accounts[user_id].suspended:
             # Api::BaseController#require_not_suspended! runs before every API action.
             raise Halt(json_response(403, {"error": "Your login is currently disabled"}))
-        return handler(ctx)
+        return route.handler(ctx)
 
     def _too_many_requests(self, hit: ThrottleHit) -> web.Response:
         # Only flavours with a limiter get here. Rack::Attack's throttled_responder sends a

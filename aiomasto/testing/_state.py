@@ -77,7 +77,9 @@ class Account:
     display_name: str
     locked: bool
     bot: bool
-    hide_collections: bool
+    # Akkoma hides each list on its own; elsewhere hiding either hides both.
+    hide_followers: bool
+    hide_follows: bool
     suspended: bool
     note: str
     fields: tuple[Field, ...]
@@ -85,10 +87,20 @@ class Account:
     role: Role | None
     created_at: str
     password: str = attrs.field(default=DEFAULT_PASSWORD, repr=False)
+    # Deleted accounts keep their id and username but answer 404 (410 on WebFinger).
+    deleted: bool = False
+    moved_to: int | None = None
+    # A remote account's actor URI and profile URL on its home (default https://domain/...).
+    uri: str | None = None
+    url: str | None = None
 
     @property
     def local(self) -> bool:
         return self.domain is None
+
+    @property
+    def hide_collections(self) -> bool:
+        return self.hide_followers or self.hide_follows
 
 
 @attrs.frozen(kw_only=True)
@@ -216,6 +228,8 @@ class State:
         # Serialized Account JSON per id, rendered for ``json_base``; dropped when counts change.
         self.json_cache: dict[int, str] = {}
         self.json_base = ""
+        # Counts shown instead of the stored follows (remote accounts show their home's).
+        self.claimed_counts: dict[int, tuple[int | None, int | None]] = {}
 
     # Accounts
 
@@ -227,7 +241,8 @@ class State:
         display_name: str,
         locked: bool,
         bot: bool,
-        hide_collections: bool,
+        hide_followers: bool,
+        hide_follows: bool,
         suspended: bool,
         note: str,
         fields: tuple[Field, ...],
@@ -235,6 +250,9 @@ class State:
         role: Role | None,
         created_at: str,
         password: str = DEFAULT_PASSWORD,
+        moved_to: int | None = None,
+        uri: str | None = None,
+        url: str | None = None,
     ) -> int:
         handle = (username.lower(), domain.lower() if domain else None)
         if not username or handle in self._by_handle:
@@ -247,7 +265,8 @@ class State:
             display_name=display_name,
             locked=locked,
             bot=bot,
-            hide_collections=hide_collections,
+            hide_followers=hide_followers,
+            hide_follows=hide_follows,
             suspended=suspended,
             note=note,
             fields=fields,
@@ -255,9 +274,60 @@ class State:
             role=role,
             created_at=created_at,
             password=password,
+            moved_to=moved_to,
+            uri=uri,
+            url=url,
         )
         self._by_handle[handle] = account_id
         return account_id
+
+    def update_account(
+        self,
+        account_id: int,
+        *,
+        suspended: bool | None = None,
+        deleted: bool | None = None,
+        moved_to: int | None = None,
+    ) -> Account:
+        account = self.require_account(account_id)
+        account = attrs.evolve(
+            account,
+            suspended=account.suspended if suspended is None else suspended,
+            deleted=account.deleted if deleted is None else deleted,
+            moved_to=account.moved_to if moved_to is None else moved_to,
+        )
+        self.accounts[account_id] = account
+        self.json_cache.clear()  # other accounts may embed this one (``moved``)
+        return account
+
+    def delete_account(self, account_id: int) -> None:
+        """DeleteAccountService: the follows go both ways; the row stays, marked deleted."""
+        for other in list(self.following_of(account_id).account_ids):
+            self.unfollow(account_id, other)
+        for other in list(self.followers_of(account_id).account_ids):
+            self.unfollow(other, account_id)
+        self.update_account(account_id, deleted=True)
+
+    def set_counts(self, account_id: int, followers: int | None, following: int | None) -> None:
+        current = self.claimed_counts.get(account_id, (None, None))
+        counts = (
+            current[0] if followers is None else followers,
+            current[1] if following is None else following,
+        )
+        self.claimed_counts[account_id] = counts
+        self.json_cache.pop(account_id, None)
+
+    def counts(self, account_id: int) -> tuple[int, int]:
+        """The followers and following counts the Account entity shows."""
+        claimed = self.claimed_counts.get(account_id)
+        followers = len(self.followers_of(account_id))
+        following = len(self.following_of(account_id))
+        if claimed is None:
+            return followers, following
+        return (
+            followers if claimed[0] is None else claimed[0],
+            following if claimed[1] is None else claimed[1],
+        )
 
     def require_account(self, account_id: int) -> Account:
         account = self.accounts.get(account_id)
@@ -268,6 +338,15 @@ class State:
     def find_account(self, username: str, domain: str | None) -> Account | None:
         account_id = self._by_handle.get((username.lower(), domain.lower() if domain else None))
         return None if account_id is None else self.accounts[account_id]
+
+    def search_first(self, query: str) -> Account | None:
+        """The first account (by id) whose username contains ``query``: Sharkey's lookup
+        returns the first account-search hit, which need not be the account asked for."""
+        wanted = query.lower()
+        for account in self.accounts.values():
+            if wanted in account.username.lower() and not account.deleted:
+                return account
+        return None
 
     def free_username(self, prefix: str, start: int) -> tuple[str, int]:
         """The first ``prefix<n>`` (n >= start) not taken locally, and the n after it."""
