@@ -37,7 +37,7 @@ def build() -> FakeFediverse:
     fedi.add_account("shy@alpha.example", hide_collections=True)
     fedi.add_account("reader@gts.example")
     for index, follower in enumerate(people):
-        for followed in people[index + 1 :] + ["shy@alpha.example"]:
+        for followed in [*people[index + 1 :], "shy@alpha.example"]:
             fedi.follow(follower, followed)
     for n in range(90):
         fedi.add_account(f"fan{n}@beta.example")
