@@ -217,14 +217,15 @@ class Instance:
         if level == "none" and not (self.info and self.info.quirks.needs_user_token):
             self.level = "app"
             log.info("%s refuses anonymous reads (%s); using an app token", self.host, why)
-            return
-        if level != "user" and await self._user() is not None:
+        elif level != "user" and await self._user() is not None:
             self.level = "user"
             log.info("%s wants a user (%s); using the user token given for it", self.host, why)
-            return
-        self.auth_problem = f"needs credentials the crawl does not have ({why})"
-        await self._owner.save(self.record())
-        raise AuthRequired(f"{self.host} {self.auth_problem}")
+        else:
+            self.auth_problem = f"needs credentials the crawl does not have ({why})"
+            await self._owner.save(self.record())
+            raise AuthRequired(f"{self.host} {self.auth_problem}")
+        if self.info is not None:
+            await self._owner.save(self.record())  # the credentials it takes are news too
 
     async def _session_for(self, level: AuthLevel) -> Session:
         if level == "user":

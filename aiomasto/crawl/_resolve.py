@@ -221,7 +221,7 @@ class Resolver:
                 )
             data = await self._api_json(instance, f"/api/v1/accounts/lookup?acct={quote(username)}")
         except NotFound:
-            raise _Failed("unresolved", f"{instance.host} has no account {username!r}") from None
+            raise await self._missing(instance, username, domain) from None
         profile = _profile(data)
         account = profile.account
         if account.username.lower() != username.lower():
@@ -237,6 +237,16 @@ class Resolver:
             account_id=account.id,
             profile=profile,
         )
+
+    async def _missing(self, instance: Instance, username: str, domain: str) -> _Failed:
+        """Why a lookup found no account WebFinger had vouched for: deleted in between
+        (WebFinger, asked again, now says so), or a server that contradicts itself."""
+        try:
+            await self._webfinger(username, domain)
+        except _Failed as failed:
+            if failed.outcome == "gone":
+                return _Failed("gone", f"{instance.host}: lookup answered 404; {failed.detail}")
+        return _Failed("unresolved", f"{instance.host} has no account {username!r}")
 
     async def _by_id(self, key: str, api_base: str, account_id: str) -> Resolution:
         instance = self._instances.get(api_base)
