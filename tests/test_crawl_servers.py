@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
-from crawlfedi import ListSink, crawl, fans, truth
+from aiohttp import web
+from crawlfedi import ListSink, crawl, crawl_running, fans, truth
 
 from aiomasto.crawl import UnitKey
 from aiomasto.entities import Application, Token
@@ -333,3 +335,70 @@ async def test_a_down_instance_is_unreachable_and_says_why() -> None:
         assert result.outcome == "unreachable"
         assert "down.example" in result.detail
         assert "connect" in result.detail.lower(), result.detail
+
+
+def newfangled(server: Any) -> None:
+    """Make a fake instance announce a software no table knows (NodeInfo and instance)."""
+
+    @web.middleware
+    async def announce(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/nodeinfo/2.0":
+            return web.json_response(
+                {"version": "2.0", "software": {"name": "Newfangled", "version": "0.1"}}
+            )
+        if request.path in ("/api/v1/instance", "/api/v2/instance"):
+            return web.json_response({"domain": "new.example", "version": "0.1"})
+        return await handler(request)
+
+    server.app.middlewares.append(announce)
+
+
+async def test_unknown_software_is_paged_like_mastodon_with_every_guard() -> None:
+    fedi = FakeFediverse()
+    newfangled(fedi.add_instance("new.example"))
+    fedi.add_instance("alpha.example")
+    fedi.add_account("nico@new.example")
+    fans(fedi, "nico@new.example", 170)
+    fans(fedi, "nico@new.example", 2, on="alpha.example")
+
+    sink = await crawl(fedi, ["@nico@new.example"])
+
+    result = sink.result("nico@new.example")
+    assert (result.outcome, result.found) == ("complete", 172)
+    assert sink.listed("nico@new.example") == truth(fedi, "nico@new.example")
+    record = sink.instances["http://new.example"]
+    assert (record.software, record.domain) == ("newfangled", "new.example")
+    assert record.quirks["known"] is False
+    assert record.quirks["short_page_is_end"] is False
+    assert record.quirks["page_limit"] == 80
+
+
+# Items that cannot be decoded: skipped, counted, the walk goes on
+
+
+async def test_an_undecodable_account_is_skipped_and_counted() -> None:
+    fedi = fediverse(("alpha.example", "mastodon"))
+    fedi.add_account("alice@alpha.example")
+    fans(fedi, "alice@alpha.example", 130)
+    server = fedi.instance("alpha.example")
+    alice = fedi.account_id("alice@alpha.example")
+    path = f"/api/v1/accounts/{alice}/followers"
+    sink = ListSink()
+    async with fedi.run():
+        connector = aiohttp.TCPConnector(resolver=fedi.resolver())
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.get(f"http://alpha.example{path}", params={"limit": "80"}) as response,
+        ):
+            page = await response.json()
+            link = response.headers["Link"]
+        broken = page[3]
+        broken["followers_count"] = {"not": "a number"}
+        server.inject(path, Fault.json(200, page, headers={"Link": link}))
+        await crawl_running(fedi, ["@alice@alpha.example"], sink, relations=("followers",))
+
+    result = sink.result("alice@alpha.example")
+    assert (result.outcome, result.found, result.skipped) == ("complete", 129, 1)
+    assert "1 listed accounts could not be decoded" in result.detail
+    lost = (f"{broken['acct']}@alpha.example".lower(), "alice@alpha.example")
+    assert sink.listed("alice@alpha.example") == truth(fedi, "alice@alpha.example") - {lost}

@@ -328,6 +328,7 @@ class ListWalk:
             detail=detail,
             moved_to=self.moved_to,
             finished_at=datetime.fromtimestamp(self._clock(), UTC),
+            skipped=self.skipped,
         )
 
     async def _finish(self, outcome: Outcome, detail: str) -> ListResult:
