@@ -11,12 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from crawlfedi import ListSink, crawl, crawl_running, fans, truth
 
 from aiomasto.crawl import UnitKey
 from aiomasto.entities import Application, Token
 from aiomasto.stores import Credentials, MemoryTokenStore, StoreKey
-from aiomasto.testing import FakeFediverse, Fault
+from aiomasto.testing import FakeFediverse, FakeMastodon, Fault
 
 
 def fediverse(*instances: tuple[str, str]) -> FakeFediverse:
@@ -337,11 +338,11 @@ async def test_a_down_instance_is_unreachable_and_says_why() -> None:
         assert "connect" in result.detail.lower(), result.detail
 
 
-def newfangled(server: Any) -> None:
+def newfangled(server: FakeMastodon) -> None:
     """Make a fake instance announce a software no table knows (NodeInfo and instance)."""
 
     @web.middleware
-    async def announce(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def announce(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/nodeinfo/2.0":
             return web.json_response(
                 {"version": "2.0", "software": {"name": "Newfangled", "version": "0.1"}}
