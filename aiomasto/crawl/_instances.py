@@ -25,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from aiomasto._converter import loads
+from aiomasto._http import Transport
 from aiomasto._limiter import LimiterBackend
 from aiomasto._protocol import RawResponse
 from aiomasto._singleflight import SingleFlight
@@ -348,32 +349,36 @@ class Instances:
     async def save(self, record: InstanceRecord) -> None:
         await self._save(record)
 
-    @contextlib.asynccontextmanager
-    async def turn(self, instance: Instance) -> AsyncIterator[None]:
-        """Hold one of the instance's own slots (``per_instance``).
+    def turn(self, instance: Instance) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one of the instance's own slots (``per_instance``); see :meth:`hold`."""
+        return self.hold(instance.semaphore)
 
-        A walk that must wait for one gives its global slot back meanwhile: the instance is
-        busy, others are not.
+    @contextlib.asynccontextmanager
+    async def hold(self, semaphore: asyncio.Semaphore) -> AsyncIterator[None]:
+        """Hold ``semaphore`` (an instance's or a domain's own slots).
+
+        A walk that must wait for it gives its global slot back meanwhile: that instance or
+        domain is busy, others are not.
         """
         slot = current_slot.get()
-        if instance.semaphore.locked() and slot is not None and slot.held:
+        if semaphore.locked() and slot is not None and slot.held:
             slot.release()
             self.parked(1)
             try:
-                await instance.semaphore.acquire()
+                await semaphore.acquire()
             finally:
                 self.parked(-1)
             try:
                 await slot.acquire()
             except BaseException:
-                instance.semaphore.release()
+                semaphore.release()
                 raise
         else:
-            await instance.semaphore.acquire()
+            await semaphore.acquire()
         try:
             yield
         finally:
-            instance.semaphore.release()
+            semaphore.release()
 
     async def sleep_released(self, seconds: float) -> None:
         """Sleep without holding the calling walk's global slot."""
@@ -402,7 +407,6 @@ class Instances:
             instance.waiting_until = self.clock() + event.seconds
 
         def on_retry(event: Retrying) -> None:
-            self.count_request(1)
             self.note_error(f"{instance.host}: {event.error}; retry {event.attempt}")
 
         async def sleep(seconds: float) -> None:
@@ -412,7 +416,7 @@ class Instances:
                 if instance.waiting_until is not None and instance.waiting_until <= self.clock():
                     instance.waiting_until = None
 
-        session = _CountingSession(
+        return _CountingSession(
             instance.api_base,
             app=app,
             store=store,
@@ -427,9 +431,8 @@ class Instances:
             on_retry=on_retry,
             clock=self.clock,
             sleep=sleep,
+            count_request=self.count_request,
         )
-        session.count_request = self.count_request
-        return session
 
     async def user_session(self, instance: Instance) -> Session | None:
         """A user Session for the instance: a token given for it, else a stored login."""
@@ -460,21 +463,36 @@ class Instances:
 
 
 class _CountingSession(Session):
-    """A Session that counts the requests it sends, for the crawl's requests/s."""
+    """A Session that counts every request it sends, for the crawl's requests/s: retries,
+    redirects and token requests included (each one is a call to its transport)."""
 
-    count_request: Callable[[int], None]
+    def __init__(self, *args: Any, count_request: Callable[[int], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._requester.transport = _CountingTransport(self._requester.transport, count_request)
 
-    async def request(
+
+class _CountingTransport(Transport):
+    """Counts each request, then hands it to the Session's own transport (which the Session
+    still opens and closes itself)."""
+
+    def __init__(self, inner: Transport, count: Callable[[int], None]) -> None:
+        # Nothing of Transport's own state is used: every request goes to ``inner``.
+        self._inner = inner
+        self._count = count
+
+    async def send(
         self,
         method: str,
-        path: str,
+        url: URL,
         *,
-        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
         form: Mapping[str, str] | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
+        request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
-        self.count_request(1)
-        return await super().request(method, path, params=params, form=form, timeout=timeout)
+        self._count(1)
+        return await self._inner.send(
+            method, url, headers=headers, form=form, request_timeout=request_timeout
+        )
 
 
 def _brief(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ reason, never an exception out of the crawl.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -113,6 +114,7 @@ class Resolver:
         allow_insecure_http: bool,
         count_request: Callable[[int], None],
         sleep_released: Callable[[float], Any],
+        per_domain: int = 4,
     ) -> None:
         self._instances = instances
         self._transport = transport
@@ -123,6 +125,10 @@ class Resolver:
         self._cache: OrderedDict[str, Resolution] = OrderedDict()
         self._flights: dict[str, SingleFlight[Resolution]] = {}
         self._domain_failures: dict[str, tuple[int, str]] = {}
+        # WebFinger and host-meta requests to one handle domain at once: as many as one
+        # instance gets (a seed file of 10,000 handles on one domain opens a few at a time).
+        self._per_domain = per_domain
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
     async def resolve(
         self,
@@ -356,9 +362,13 @@ class Resolver:
     async def _send(self, url: URL, domain: str, accept: str) -> RawResponse:
         last = ""
         for attempt in range(2):
-            self._count(1)
+            gate = self._gates.get(domain)
+            if gate is None:
+                gate = self._gates[domain] = asyncio.Semaphore(self._per_domain)
             try:
-                response = await self._transport.send("GET", url, headers={"Accept": accept})
+                async with self._instances.hold(gate):
+                    self._count(1)
+                    response = await self._transport.send("GET", url, headers={"Accept": accept})
             except TransportError as exc:
                 last = str(exc)
                 if "larger than" in last:
