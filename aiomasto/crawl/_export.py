@@ -79,9 +79,8 @@ async def export(
     sink = (
         sink_or_path if isinstance(sink_or_path, SqliteCrawlSink) else SqliteCrawlSink(sink_or_path)
     )
-    out = Path(os.path.expanduser(os.fspath(out_path)))
     stop = threading.Event()
-    work = asyncio.ensure_future(asyncio.to_thread(_export, sink, kind, out, stop))
+    work = asyncio.ensure_future(asyncio.to_thread(_export, sink, kind, out_path, stop))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -93,8 +92,12 @@ async def export(
 
 
 def _export(
-    sink: SqliteCrawlSink, kind: ExportKind, out: Path, stop: threading.Event
+    sink: SqliteCrawlSink,
+    kind: ExportKind,
+    out_path: str | os.PathLike[str],
+    stop: threading.Event,
 ) -> tuple[Path, ...]:
+    out = Path(os.path.expanduser(os.fspath(out_path)))
     if not sink.path.exists():
         raise ConfigurationError(f"crawl database {sink.path} does not exist")
 
