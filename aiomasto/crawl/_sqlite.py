@@ -155,10 +155,14 @@ _UPSERT_ACCOUNT = (
     "suspended = excluded.suspended, moved_to = excluded.moved_to, seen_on = excluded.seen_on, "
     "updated_at = excluded.updated_at"
 )
-_INSERT_EDGE = "INSERT OR IGNORE INTO edges (follower, followed, unit) VALUES (?, ?, ?)"
+# ON CONFLICT, not OR IGNORE: OR IGNORE would also skip a row with a missing key in silence.
+_INSERT_EDGE = (
+    "INSERT INTO edges (follower, followed, unit) VALUES (?, ?, ?) "
+    "ON CONFLICT (follower, followed) DO NOTHING"
+)
 _INSERT_UNIT = (
-    "INSERT OR IGNORE INTO units (account, relation, target, depth, cursor, api_base, "
-    "account_id, found, pages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO units (account, relation, target, depth, cursor, api_base, account_id, "
+    "found, pages) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, relation) DO NOTHING"
 )
 _FIND_UNIT = "SELECT seq, status FROM units WHERE account = ? AND relation = ?"
 _PROGRESS = (
