@@ -459,7 +459,7 @@ FAILURES = {
         ALICE,
         [],
         "c2",
-        accounts=[record("x@one.example", followers_count=object())],
+        accounts=[record("v@one.example"), record("x@one.example", followers_count=object())],
     ),
     # Accounts and edges fine, the last part (a discovered unit) broken.
     "discovered unit that cannot be stored": lambda: followers_page(
@@ -496,20 +496,30 @@ CHILD = """
 import asyncio, importlib, json, os, signal, sys, threading
 from aiomasto.crawl import CrawlPlan, Edge, ListResult, PageCommit, Unit, UnitKey, AccountRecord
 
-spec, plan, units, pages, kill_after, kill_in = json.loads(sys.argv[1])
+spec, plan, units, pages, kill_after, kill_in, kill_inside = json.loads(sys.argv[1])
 sink = getattr(importlib.import_module(spec["module"]), spec["name"])(*spec["args"])
 
 def kill():
     os.kill(os.getpid(), signal.SIGKILL)
 
-def page(account, number):
+# An edge that kills the process when the sink reads it: inside the page's transaction,
+# after the page's accounts and first edges are written.
+class Bomb:
+    follower = "bomb@nowhere.example"
+
+    @property
+    def followed(self):
+        kill()
+
+
+def page(account, number, bomb=False):
     followers = [f"f{number}-{k}-{account}" for k in range(20)]
     last = number + 1 == pages
     return PageCommit(
         unit=UnitKey(account=account, relation="followers"),
         cursor=None if last else f"p{number + 1}",
         accounts=[AccountRecord(key=f, acct=f, followers_count=number) for f in followers],
-        edges=[Edge(follower=f, followed=account) for f in followers],
+        edges=[Edge(follower=f, followed=account) for f in followers] + ([Bomb()] if bomb else []),
         result=ListResult(outcome="complete", found=20 * pages) if last else None,
     )
 
@@ -525,8 +535,8 @@ async def main():
         for unit in claimed:
             number = 0 if unit.cursor is None else int(unit.cursor[1:])
             while number < pages:
-                await sink.commit_page(page(unit.key.account, number))
                 commits += 1
+                await sink.commit_page(page(unit.key.account, number, commits == kill_inside))
                 if commits == kill_after:
                     kill()
                 number += 1
@@ -553,14 +563,17 @@ async def test_a_crawler_killed_at_any_moment_resumes_to_every_edge_exactly_once
     accounts = [f"u{n}@d{n % 3}.example" for n in range(8)]
     pages = 6
     rng = random.Random(20260101)
-    runs: list[tuple[int | None, float | None]] = [
-        (rng.randrange(1, 40), None),
-        (rng.randrange(1, 40), None),
-        (None, rng.uniform(0.0, 0.05)),  # a timer: it may strike inside a transaction
-        (None, rng.uniform(0.0, 0.05)),
-        (None, None),  # the run that finishes
+    # (kill after commit n, kill after s seconds, kill inside commit n): None is never.
+    runs: list[tuple[int | None, float | None, int | None]] = [
+        (rng.randrange(1, 20), None, None),
+        (None, None, rng.randrange(1, 20)),
+        (None, rng.uniform(0.0, 0.05), None),  # it may strike anywhere
+        (None, None, rng.randrange(1, 20)),
+        (None, rng.uniform(0.0, 0.05), None),
+        (None, None, None),  # the run that finishes
     ]
-    for kill_after, kill_in in runs:
+    kills = 0
+    for kill_after, kill_in, kill_inside in runs:
         argument = json.dumps(
             [
                 json.loads(backend.shared.to_json()),
@@ -569,6 +582,7 @@ async def test_a_crawler_killed_at_any_moment_resumes_to_every_edge_exactly_once
                 pages,
                 kill_after,
                 kill_in,
+                kill_inside,
             ]
         )
         child = await asyncio.to_thread(
@@ -581,12 +595,14 @@ async def test_a_crawler_killed_at_any_moment_resumes_to_every_edge_exactly_once
         )
         killed = child.returncode == -signal.SIGKILL
         assert killed or child.returncode == 0, child.stderr.decode()[-2000:]
+        kills += killed
         backend.check()
         held = await backend.read(backend.new())
         # Consistent after every kill: each unit's edges are exactly its committed pages.
         for account in accounts:
             progress = held.units[UnitKey(account=account, relation="followers")]
             mine = {edge for edge in held.edges if edge[1] == account}
+            assert all(edge[1] in accounts for edge in held.edges)
             assert mine == expected_edges([account], progress.pages)
             assert progress.found == 20 * progress.pages
             done = progress.pages == pages
@@ -595,6 +611,7 @@ async def test_a_crawler_killed_at_any_moment_resumes_to_every_edge_exactly_once
             )
             assert (progress.key in held.results) == done
     assert not killed
+    assert kills >= 3  # the timers may come after the end; the others always strike
     assert held.edges == expected_edges(accounts, pages)
     assert len(held.accounts) == len(held.edges)
     assert all(result.outcome == "complete" for result in held.results.values())
