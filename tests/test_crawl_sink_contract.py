@@ -19,6 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from attrs import evolve, field, frozen
@@ -155,7 +156,7 @@ def unit(account: str, relation: str = "followers", depth: int = 0) -> Unit:
     )
 
 
-def record(key: str, **changes: object) -> AccountRecord:
+def record(key: str, **changes: Any) -> AccountRecord:
     base = AccountRecord(
         key=key,
         acct=key.title(),
@@ -463,7 +464,10 @@ FAILURES = {
     ),
     # Accounts and edges fine, the last part (a discovered unit) broken.
     "discovered unit that cannot be stored": lambda: followers_page(
-        ALICE, ["x@one.example"], "c2", units=[evolve(unit("x@one.example"), depth=object())]
+        ALICE,
+        ["x@one.example"],
+        "c2",
+        units=[evolve(unit("x@one.example"), depth=object())],  # type: ignore[arg-type]
     ),
 }
 
