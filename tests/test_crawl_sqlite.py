@@ -210,3 +210,16 @@ async def test_reading_a_missing_file_is_a_configuration_error(tmp_path: Path) -
         with pytest.raises(ConfigurationError, match="does not exist"):
             [edge async for edge in sink.edges()]
     assert not (tmp_path / "nothing.sqlite").exists()
+
+
+async def test_a_cancelled_open_leaves_the_file_free(tmp_path: Path) -> None:
+    path = tmp_path / "crawl.sqlite"
+    async with asyncio.timeout(10):
+        task = asyncio.create_task(SqliteCrawlSink(path).open(PLAN))
+        await asyncio.sleep(0)  # the open is under way in its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        again = SqliteCrawlSink(path)
+        await again.open(PLAN)
+        await again.close()

@@ -294,7 +294,10 @@ class SqliteCrawlSink:
         try:
             return await self._call(self._open, plan)
         except BaseException:
+            # Also when this task was cancelled and the open goes on in the thread: the
+            # connection and the lock it may still take are let go right after it.
             self._worker = None
+            worker.submit(self._shut)
             await asyncio.to_thread(worker.shutdown)
             raise
 
