@@ -378,6 +378,7 @@ class FakeMastodon:
         self._link_rewriter: Callable[[str], str] | None = None
         self._vapid_key = _vapid_key()
         self._username_counters: dict[str, int] = {}
+        self._remote_created_at = _midnight(clock())
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -510,6 +511,36 @@ class FakeMastodon:
         if self._flavor.paging.follow_ids == "ulid":
             return follow_ulid(follow_id)
         return str(follow_id)
+
+    def _add_remote(
+        self, username: str, domain: str, *, uri: str, url: str, hidden: bool, suspended: bool
+    ) -> str:
+        """A remote account for FakeFediverse, without add_account's argument handling."""
+        with self._state.lock:
+            account_id = self._state.add_account(
+                username,
+                domain=domain,
+                display_name=username,
+                locked=False,
+                bot=False,
+                hide_followers=hidden,
+                hide_follows=hidden,
+                suspended=suspended,
+                note="",
+                fields=(),
+                emojis=(),
+                role=None,
+                created_at=self._remote_created_at,
+                uri=uri,
+                url=url,
+            )
+        return str(account_id)
+
+    def _follow_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Follows in bulk for FakeFediverse.populate: ids known to exist, one lock."""
+        with self._state.lock:
+            for follower_id, target_id in pairs:
+                self._state.follow(int(follower_id), int(target_id))
 
     def unfollow(self, follower_id: str, target_id: str) -> bool:
         """Remove a follow; ``False`` if there was none."""
