@@ -468,7 +468,7 @@ class FakeFediverse:
         base = f"http://{home.web_domain or home.domain}"
         # Mastodon hides both lists of a remote account whose collections lack ``first``;
         # Akkoma keeps ``first`` on hidden collections, so its accounts look open elsewhere.
-        copy_id = server._add_remote(
+        return server._add_remote(
             username,
             self._home(key),
             uri=f"{base}/users/{username}",
@@ -476,7 +476,6 @@ class FakeFediverse:
             hidden=record.hide_collections and home.flavor != "akkoma",
             suspended=record.suspended,
         )
-        return copy_id
 
     def _follow(self, source: str, target: str) -> None:
         for domain in {self._home(source), self._home(target)}:
