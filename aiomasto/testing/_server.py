@@ -206,10 +206,13 @@ class FakeMastodon:
     :meth:`authorize` for tests without a browser), OAuth tokens (client credentials,
     authorization code with PKCE, refresh where tokens expire), revocation, the RFC 8414
     metadata document, userinfo, account show/lookup/verify_credentials/relationships and
-    followers/following with Mastodon's pagination, rate-limit headers and error bodies.
-    All ids are strings, as in the API. ``flavor="gotosocial"`` or ``"akkoma"`` switches
-    paging, account-read authorization and rate limiting to those servers' rules;
+    followers/following with Mastodon's pagination, rate-limit headers and error bodies,
+    and the discovery documents a crawler reads: WebFinger, host-meta, NodeInfo and
+    ``/api/v1|v2/instance``. All ids are strings, as in the API. ``flavor="gotosocial"``,
+    ``"akkoma"``, ``"pixelfed"`` or ``"sharkey"`` switches paging, account-read
+    authorization, rate limiting and those documents to those servers' rules;
     :meth:`inject`, :meth:`chaos` and :meth:`rewrite_links` make it misbehave on purpose.
+    Several instances that federate: :class:`FakeFediverse`.
 
     Example::
 
@@ -384,7 +387,8 @@ class FakeMastodon:
 
     @property
     def flavor(self) -> FlavorName:
-        """Which server family is modelled: ``"mastodon"``, ``"gotosocial"`` or ``"akkoma"``."""
+        """Which server family is modelled: ``"mastodon"``, ``"gotosocial"``, ``"akkoma"``,
+        ``"pixelfed"`` or ``"sharkey"``."""
         return self._flavor.name
 
     @property
