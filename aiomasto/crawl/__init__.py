@@ -1,8 +1,22 @@
 """Crawl followers and following of many accounts across the fediverse, exactly once.
 
-See :mod:`aiomasto.crawl._model` for the vocabulary (units, outcomes, the sink seam).
+:class:`Crawler` resolves each account to its home instance (WebFinger, then lookup there),
+detects what each instance runs, walks the lists with that server's paging rules and commits
+every page to a :class:`CrawlSink` in one transaction, so a crawl can be stopped at any moment
+and resumed. See :mod:`aiomasto.crawl._model` for the vocabulary (units, outcomes, the sink
+seam).
+
+Example::
+
+    from aiomasto.crawl import Crawler, MemoryCrawlSink
+
+    sink = MemoryCrawlSink()
+    async with Crawler(sink, relations=("followers", "following"), depth=1) as crawler:
+        print(await crawler.run(["@alice@example.social"]))
 """
 
+from ._engine import Crawler, CrawlProgress, CrawlSummary
+from ._memory import MemoryCrawlSink
 from ._model import (
     OUTCOMES,
     RELATIONS,
@@ -19,20 +33,30 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._servers import Quirks, quirks_for
+from ._targets import Target, parse_target
 
 __all__ = [
     "OUTCOMES",
     "RELATIONS",
     "AccountRecord",
     "CrawlPlan",
+    "CrawlProgress",
     "CrawlSink",
+    "CrawlSummary",
+    "Crawler",
     "Edge",
     "InstanceRecord",
     "ListResult",
+    "MemoryCrawlSink",
     "Outcome",
     "PageCommit",
+    "Quirks",
     "Relation",
     "ResumeState",
+    "Target",
     "Unit",
     "UnitKey",
+    "parse_target",
+    "quirks_for",
 ]
