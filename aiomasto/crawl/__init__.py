@@ -18,6 +18,7 @@ Example::
 :func:`export` writes its results as JSON lines, CSV, GraphML or an edge list.
 """
 
+from .._http import StaticResolver
 from ._engine import Crawler, CrawlProgress, CrawlSummary
 from ._export import EXPORT_KINDS, ExportKind, export
 from ._memory import MemoryCrawlSink
@@ -63,6 +64,7 @@ __all__ = [
     "Relation",
     "ResumeState",
     "SqliteCrawlSink",
+    "StaticResolver",
     "Target",
     "Unit",
     "UnitKey",
