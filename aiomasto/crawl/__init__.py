@@ -18,7 +18,8 @@ Example::
 :func:`export` writes its results as JSON lines, CSV, GraphML or an edge list.
 """
 
-from .._http import StaticResolver
+from aiomasto._http import StaticResolver
+
 from ._engine import Crawler, CrawlProgress, CrawlSummary
 from ._export import EXPORT_KINDS, ExportKind, export
 from ._memory import MemoryCrawlSink
