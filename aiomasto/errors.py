@@ -8,6 +8,8 @@
     ├── UsageError                     not now: the Session is not open or already closed, its
     │                                  borrowed aiohttp session was closed (also a RuntimeError)
     ├── TokenStoreError                a TokenStore could not load or save (corrupt file, I/O)
+    ├── CrawlSinkError                 a crawl's database could not be read or written (corrupt
+    │                                  file, disk full, I/O)
     ├── RateLimiterError               a shared rate budget (RedisLimiter) could not be read or
     │                                  updated
     ├── TransportError                 no HTTP response at all
@@ -69,6 +71,7 @@ __all__ = [
     "BadRequest",
     "ConfigurationError",
     "ConnectionFailed",
+    "CrawlSinkError",
     "DecodeError",
     "Forbidden",
     "Gone",
@@ -133,6 +136,19 @@ class UsageError(MastodonError, RuntimeError):
 
 class TokenStoreError(MastodonError):
     """A TokenStore could not read or write its records; ``path`` names the file if any."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CrawlSinkError(MastodonError):
+    """A crawl sink could not read or write its database: a damaged file, a full disk, an I/O
+    error. ``path`` names the file if any. Messages name the file, never what it holds.
+
+    A database that is not a crawl's (another program's, a token store's) or was written by a
+    newer aiomasto is a :class:`ConfigurationError` instead: the path is wrong, not the file.
+    """
 
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)

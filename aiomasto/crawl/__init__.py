@@ -13,9 +13,15 @@ Example::
     sink = MemoryCrawlSink()
     async with Crawler(sink, relations=("followers", "following"), depth=1) as crawler:
         print(await crawler.run(["@alice@example.social"]))
+
+:class:`SqliteCrawlSink` keeps a crawl in one file (the default of ``aiomasto crawl``) and
+:func:`export` writes its results as JSON lines, CSV, GraphML or an edge list.
 """
 
+from aiomasto._http import StaticResolver
+
 from ._engine import Crawler, CrawlProgress, CrawlSummary
+from ._export import EXPORT_KINDS, ExportKind, export
 from ._memory import MemoryCrawlSink
 from ._model import (
     OUTCOMES,
@@ -34,18 +40,22 @@ from ._model import (
     UnitKey,
 )
 from ._servers import Quirks, quirks_for
+from ._sqlite import CrawlStats, SqliteCrawlSink
 from ._targets import Target, parse_target
 
 __all__ = [
+    "EXPORT_KINDS",
     "OUTCOMES",
     "RELATIONS",
     "AccountRecord",
     "CrawlPlan",
     "CrawlProgress",
     "CrawlSink",
+    "CrawlStats",
     "CrawlSummary",
     "Crawler",
     "Edge",
+    "ExportKind",
     "InstanceRecord",
     "ListResult",
     "MemoryCrawlSink",
@@ -54,9 +64,12 @@ __all__ = [
     "Quirks",
     "Relation",
     "ResumeState",
+    "SqliteCrawlSink",
+    "StaticResolver",
     "Target",
     "Unit",
     "UnitKey",
+    "export",
     "parse_target",
     "quirks_for",
 ]
