@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import pytest
-from crawlfedi import ListSink, Pair, crawl, crawl_running, fans, truth
+from crawlfedi import (
+    SINK_KINDS,
+    Pair,
+    Stopping,
+    crawl,
+    crawl_cancelled,
+    crawl_running,
+    fans,
+    make_sink,
+    stored,
+    truth,
+)
 from virtualtime import VirtualTime
 
-from aiomasto.crawl import RELATIONS, PageCommit, Unit
+from aiomasto.crawl import RELATIONS, CrawlSink
 from aiomasto.testing import FakeFediverse
 
 # The lists the crawl cannot show, and how each must end.
@@ -125,27 +134,10 @@ async def test_the_whole_fediverse_matches_the_ground_truth_exactly() -> None:
     assert sink.instances["http://locked.example"].status == "auth_required"
 
 
-class StoppingSink(ListSink):
-    """Says when it has stored ``stop_at`` commits, for a test to cancel the crawl there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stop_at = 0
-        self.reached = asyncio.Event()
-
-    async def commit_page(self, commit: PageCommit) -> list[Unit]:
-        added = await super().commit_page(commit)
-        if self.commits >= self.stop_at:
-            self.reached.set()
-        return added
-
-
-# The sinks the resume test runs on (SqliteCrawlSink joins when it is on main).
-SINKS: dict[str, Callable[[], StoppingSink]] = {"memory": StoppingSink}
-
-
-@pytest.mark.parametrize("sink_name", list(SINKS))
-async def test_a_crawl_cancelled_and_resumed_gives_the_ground_truth(sink_name: str) -> None:
+@pytest.mark.parametrize("kind", SINK_KINDS)
+async def test_a_crawl_cancelled_and_resumed_gives_the_ground_truth(
+    kind: str, tmp_path: Path
+) -> None:
     # More than 300 requests to one instance: its rate limit makes the crawl wait, in
     # virtual time shared with the servers.
     time = VirtualTime()
@@ -160,40 +152,35 @@ async def test_a_crawl_cancelled_and_resumed_gives_the_ground_truth(sink_name: s
     for handle in ("user1@alpha.example", "user1@gts.example", "user1@akkoma.example"):
         fans(fedi, handle, 95)
     fedi.add_account("reader@gts.example")
-    options: dict[str, Any] = {
-        "user_tokens": {"gts.example": fedi.user_token("reader@gts.example")},
-        "per_instance": 1,
-        "concurrency": 2,
-        "clock": time.clock,
-        "sleep": time.sleep,
-    }
     seeds = [f"@{h}" for h in fedi.handles() if h.startswith("user")]
-    sink = SINKS[sink_name]()
+    sink = Stopping(make_sink(kind, tmp_path))
+
+    async def run(sink: CrawlSink, fresh: bool) -> object:
+        return await crawl_running(
+            fedi,
+            seeds if fresh else None,
+            sink,
+            user_tokens={"gts.example": fedi.user_token("reader@gts.example")},
+            per_instance=1,
+            concurrency=2,
+            clock=time.clock,
+            sleep=time.sleep,
+        )
+
     # A walk waiting on another's resolution used to keep its global slot: with two slots,
     # resuming deadlocked. A bound turns a deadlock into a failure.
     async with fedi.run(), asyncio.timeout(30):
-        for stop_after in (2, 5, 9, 14):
-            sink.stop_at = sink.commits + stop_after
-            sink.reached.clear()
-            task = asyncio.create_task(
-                crawl_running(fedi, seeds if sink.plan is None else None, sink, **options)
-            )
-            reached = asyncio.create_task(sink.reached.wait())
-            await asyncio.wait([task, reached], return_when=asyncio.FIRST_COMPLETED)
-            reached.cancel()
-            assert not task.done(), task.result()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            assert sink.results.keys() != sink.units.keys()  # stopped mid-way
-        await crawl_running(fedi, None, sink, **options)
+        await crawl_cancelled(run, sink, (2, 5, 9, 14))
 
+    got = await stored(sink.inner)
     want: set[Pair] = set()
     for handle in fedi.handles():
         if handle.startswith("user"):
             want |= truth(fedi, handle) | truth(fedi, handle, "following")
-    assert sink.pairs() == want
-    assert all(r.outcome in ("complete", "empty") for r in sink.results.values())
-    for key, unit in sink.units.items():
+    assert len(got.edges) == len(set(got.edges))  # nothing stored twice
+    assert set(got.edges) == want
+    assert got.results.keys() == got.units.keys()
+    assert all(r.outcome in ("complete", "empty") for r in got.results.values())
+    for key, unit in got.units.items():
         # Each list's accounts were counted once: no page stored twice.
         assert unit.found == len(truth(fedi, key.account, key.relation)), key
