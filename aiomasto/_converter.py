@@ -36,6 +36,7 @@ __all__ = [
     "decode_json_items",
     "decode_json_list",
     "decode_list",
+    "decode_page",
 ]
 
 T = TypeVar("T")
@@ -543,10 +544,18 @@ def decode_json_items(
     With the ``speedups`` extra a page that is plainly right is decoded by msgspec in one
     pass; any other page goes the tolerant way (see :func:`_make_strict_list_decoder`).
     """
+    return decode_page(cls, body, skip_undecodable=skip_undecodable, context=lambda: context)
+
+
+def decode_page(
+    cls: type[T], body: bytes, *, skip_undecodable: bool, context: Callable[[], dict[str, Any]]
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    """:func:`decode_json_items`, asking for the errors' ``context`` only if one is made."""
     strict = _strict_list_decoder(cls)
     if strict is not None:
         items = strict(body)
         if items is not None:
             return items, ()
-    data = loads(body, cls.__name__, **context)
-    return decode_items(cls, data, skip_undecodable=skip_undecodable, **context)
+    place = context()
+    data = loads(body, cls.__name__, **place)
+    return decode_items(cls, data, skip_undecodable=skip_undecodable, **place)

@@ -72,8 +72,12 @@ def _frame(text: str) -> tuple[str, str]:
     return function, where.rsplit(":", 1)[0]
 
 
-def profile(client: str, count: int, stdlib: bool, rate: int) -> tuple[dict[str, float], float]:
-    """Each part's share of the walk's samples, and the client CPU µs per account measured."""
+Profile = tuple[dict[str, float], float, dict[str, collections.Counter[str]]]
+
+
+def profile(client: str, count: int, stdlib: bool, rate: int) -> Profile:
+    """Each part's share of the walk's samples, the client CPU µs per account measured, and
+    each part's samples by innermost frame."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     module = "benchmarks.stdlib_json" if stdlib else "benchmarks.clients"
     with running("--followers", str(count)) as (urls, pid), tempfile.TemporaryDirectory() as tmp:
@@ -95,6 +99,7 @@ def profile(client: str, count: int, stdlib: bool, rate: int) -> tuple[dict[str,
         result = next(json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))
     cpu_us = result["cpu_seconds"] / result["accounts"] * 1e6
     counts: collections.Counter[str] = collections.Counter()
+    inner: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     total = 0
     for line in lines:
         stack, _, number = line.rpartition(" ")
@@ -103,9 +108,12 @@ def profile(client: str, count: int, stdlib: bool, rate: int) -> tuple[dict[str,
         functions = [function for function, _ in frames]
         if "BaseEventLoop._run_once" not in functions or "EpollSelector.select" in functions:
             continue
-        counts[_part(frames)] += int(number)
+        part = _part(frames)
+        counts[part] += int(number)
+        function, file = frames[-1]
+        inner[part][f"{function} ({file.rsplit('/', 1)[-1]})"] += int(number)
         total += int(number)
-    return {part: n / total for part, n in counts.most_common()}, cpu_us
+    return {part: n / total for part, n in counts.most_common()}, cpu_us, inner
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -115,13 +123,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stdlib", action="store_true", help="aiomasto without the speedups")
     parser.add_argument("--count", type=int, default=100_000, help="followers to walk")
     parser.add_argument("--rate", type=int, default=1000, help="samples per second")
+    parser.add_argument("--top", type=int, default=0, help="show each part's N busiest frames")
     options = parser.parse_args(argv)
-    shares, cpu_us = profile(options.client, options.count, options.stdlib, options.rate)
+    shares, cpu_us, inner = profile(options.client, options.count, options.stdlib, options.rate)
     print("| part | share of samples | client CPU µs/account |")
     print("|---|---:|---:|")
     for part, share in shares.items():
         print(f"| {part} | {share:.1%} | {share * cpu_us:.1f} |")
     print(f"| all | 100% | {cpu_us:.1f} |")
+    total = sum(sum(frames.values()) for frames in inner.values())
+    for part in shares if options.top else ():
+        print(f"\n{part}, innermost frames:")
+        for frame, n in inner[part].most_common(options.top):
+            print(f"  {n / total * cpu_us:5.2f} µs/account  {frame}")
 
 
 if __name__ == "__main__":
