@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-from attrs import evolve
 from yarl import URL
 
 from ._protocol import RawResponse
@@ -397,8 +396,9 @@ class RateLimiter:
 def _true_reset(report: RateLimit, raw: str) -> RateLimit:
     if report.reset is None or not _MASTODON_RESET.search(raw.strip()):
         return report
-    whole = datetime.fromtimestamp(math.floor(report.reset.timestamp()), UTC)
-    return evolve(report, reset=whole)
+    # A "Z" time: in UTC, so dropping the microseconds is flooring the timestamp.
+    whole = report.reset.replace(microsecond=0)
+    return RateLimit(limit=report.limit, remaining=report.remaining, reset=whole)
 
 
 def _least(estimate: int | None, reported: int) -> int:
