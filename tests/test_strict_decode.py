@@ -25,6 +25,7 @@ STRICT = [cls for cls in ENTITIES if _strict_list_decoder(cls) is not None]
 
 
 def tolerant(cls: type, body: bytes) -> tuple[str, Any]:
+    items: list[Any]
     try:
         items, _ = decode_items(cls, json.loads(body), skip_undecodable=False)
     except DecodeError:
