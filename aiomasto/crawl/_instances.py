@@ -120,6 +120,9 @@ class Instance:
     async def detect(self) -> ServerInfo:
         """NodeInfo, then the instance endpoint: once per crawl, shared by every walk."""
         if self.info is None:
+            if self._detect.running:
+                # Another walk detects it: wait without the global slot (see Instances.released).
+                return await self._owner.released(self._detect.run(self._detect_now))
             self.info = await self._detect.run(self._detect_now)
         return self.info
 
@@ -373,6 +376,22 @@ class Instances:
             yield
         finally:
             instance.semaphore.release()
+
+    async def released(self, waiting: Awaitable[T]) -> T:
+        """Await another walk's work (a resolution, a detection) without holding the calling
+        walk's global slot: that work may itself be waiting for a slot, and a walk must
+        never hold one while it waits on something that does (that is a deadlock)."""
+        slot = current_slot.get()
+        if slot is None or not slot.held:
+            return await waiting
+        slot.release()
+        self.parked(1)
+        try:
+            result = await waiting
+        finally:
+            self.parked(-1)
+        await slot.acquire()
+        return result
 
     async def sleep_released(self, seconds: float) -> None:
         """Sleep without holding the calling walk's global slot."""

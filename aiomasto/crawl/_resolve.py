@@ -142,7 +142,14 @@ class Resolver:
         if cached is not None:
             self._cache.move_to_end(cache_key)
             return cached
-        flight = self._flights.setdefault(cache_key, SingleFlight())
+        flight = self._flights.get(cache_key)
+        if flight is not None:
+            # Another walk is resolving it: wait for that answer without holding a global
+            # slot, which the other walk may need to finish (it may be waiting for one).
+            return await self._instances.released(
+                flight.run(lambda: self._resolve(target, api_base, account_id, key))
+            )
+        flight = self._flights[cache_key] = SingleFlight()
         try:
             resolution = await flight.run(lambda: self._resolve(target, api_base, account_id, key))
         finally:
