@@ -7,7 +7,8 @@ Scenarios (``--only NAME`` runs some of them; ``--quick`` shrinks them all to a 
   spread over 20 instances (20 origins on loopback);
 - ``decode``: the bytes of a page into Accounts, against ``json.loads`` and ``orjson.loads``;
 - ``memory``: peak RSS streaming 10k, 100k and 1M followers (``bench_memory``);
-- ``rate``: the share of a rate window's budget a crawl uses under ``rate_limit="pace"``.
+- ``rate``: the share of a rate window's budget a crawl uses under ``rate_limit="pace"``;
+- ``crawl``: the Crawler over 10 instances (``benchmarks/bench_crawl.py``).
 
 Each crawl runs in a fresh client process pinned to one CPU, against the benchmark server in
 its own process pinned to the other (``benchmarks/server.py``), and is checked account by
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from aiomasto import _converter
-from benchmarks import bench_memory
+from benchmarks import bench_crawl, bench_memory
 from benchmarks.clients import PAGE_SIZE, Result
 from benchmarks.server import ServerError, running
 
@@ -479,6 +480,7 @@ SCENARIOS: dict[str, Callable[[bool], Section]] = {
     "decode": decode,
     "memory": memory,
     "rate": rate,
+    "crawl": bench_crawl.crawl,
 }
 
 
