@@ -399,22 +399,6 @@ class Instances:
         await slot.acquire()
         return result
 
-    async def released(self, waiting: Awaitable[T]) -> T:
-        """Await another walk's work (a resolution, a detection) without holding the calling
-        walk's global slot: that work may itself be waiting for a slot, and a walk must
-        never hold one while it waits on something that does (that is a deadlock)."""
-        slot = current_slot.get()
-        if slot is None or not slot.held:
-            return await waiting
-        slot.release()
-        self.parked(1)
-        try:
-            result = await waiting
-        finally:
-            self.parked(-1)
-        await slot.acquire()
-        return result
-
     async def sleep_released(self, seconds: float) -> None:
         """Sleep without holding the calling walk's global slot."""
         slot = current_slot.get()
