@@ -144,6 +144,11 @@ class Requester:
         kind = request_kind(method, url)
         owner, headers = self._credentials(token)
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
+        # Mastodon counts a paging request in the paging window *and* in the plain one of the
+        # token (or IP), and its headers show whichever has less room: the plain bucket is
+        # charged too, so the next plain request is not sent into a spent window. Its answer
+        # teaches that bucket nothing (the numbers may be the paging window's).
+        plain = self.limiter.bucket(owner, "api") if kind == "paging" else None
         if timeout is None or timeout is self._timeout:
             timeout, per_attempt = self._timeout, self._default_per_attempt
         else:
@@ -161,11 +166,26 @@ class Requester:
                 except RequestTimeout as exc:
                     exc.attempts = attempt - 1
                     raise
+                if refused is None and plain is not None:
+                    try:
+                        refused = await self._take_budget(plain, "api", method, url, call)
+                    except BaseException:
+                        await self.limiter.give_back(bucket)
+                        raise
+                    if refused is not None:
+                        await self.limiter.give_back(bucket)
                 if refused is not None:
                     raise self._too_long(refused, method, url, failure, sent=attempt - 1)
             try:
                 response = await self._attempt(
-                    bucket, method, url, form=form, headers=headers, timeout=per_attempt, call=call
+                    bucket,
+                    method,
+                    url,
+                    form=form,
+                    headers=headers,
+                    timeout=per_attempt,
+                    call=call,
+                    also=plain,
                 )
             except TransportError as exc:
                 if isinstance(exc, ResponseTooLarge):
@@ -223,11 +243,14 @@ class Requester:
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
         call: _Call,
+        also: Bucket | None = None,
     ) -> RawResponse:
-        """One exchange within what is left of the deadline, holding the bucket's slot.
+        """One exchange within what is left of the deadline, holding the bucket's slot (and
+        the slot of ``also``, a second window the request counts in).
 
-        The slot goes back on every way out: with the answer, or without one (a transport
-        error, a foreign redirect, the deadline, a cancelled task).
+        The slots go back on every way out: with the answer, or without one (a transport
+        error, a foreign redirect, the deadline, a cancelled task). ``also`` learns nothing
+        from the answer: the request stays counted in it.
         """
         try:
             limit = asyncio.timeout_at(call.at)
@@ -246,9 +269,13 @@ class Requester:
                 # aiohttp's frames, whose locals hold the request headers.
                 raise self._deadline_passed(method, url, call)
         except BaseException:
+            if also is not None:
+                await self.limiter.give_back(also)
             if bucket is not None:
                 await self.limiter.give_back(bucket)
             raise
+        if also is not None:
+            await self.limiter.give_back(also)
         if bucket is not None:
             await self.limiter.settle(bucket, response)
         return response
