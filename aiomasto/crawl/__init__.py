@@ -18,6 +18,8 @@ Example::
 :func:`export` writes its results as JSON lines, CSV, GraphML or an edge list.
 """
 
+from aiomasto._http import StaticResolver
+
 from ._engine import Crawler, CrawlProgress, CrawlSummary
 from ._export import EXPORT_KINDS, ExportKind, export
 from ._memory import MemoryCrawlSink
@@ -63,6 +65,7 @@ __all__ = [
     "Relation",
     "ResumeState",
     "SqliteCrawlSink",
+    "StaticResolver",
     "Target",
     "Unit",
     "UnitKey",

@@ -140,8 +140,8 @@ class Crawler:
       any one list (the list's outcome is then ``capped``). An account that moved has its
       new account walked too, at the same depth.
     - ``concurrency``: walks fetching at once (default 16); ``per_instance`` at once on one
-      instance (default 4). A walk waiting for its instance (rate limit, backoff) gives its
-      global slot back.
+      instance (default 4), and as many WebFinger requests at once to one handle domain. A
+      walk waiting for its instance (rate limit, backoff) gives its global slot back.
     - Credentials: anonymous first; where an instance refuses, an app token (the app
       ``app_name`` registered once per instance and kept in ``store``, a
       :class:`~aiomasto.TokenStore`, in memory by default: give a file store to reuse it
@@ -292,6 +292,7 @@ class Crawler:
             allow_insecure_http=self._allow_insecure_http,
             count_request=self._count_request,
             sleep_released=self._instances.sleep_released,
+            per_domain=self._per_instance,
         )
         self._entered = True
         return self

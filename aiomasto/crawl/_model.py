@@ -149,7 +149,9 @@ class ListResult:
 
     ``claimed`` is the profile's ``followers_count``/``following_count`` on the home
     instance (``None`` if the account could not be read); ``found`` how many the walk listed.
-    ``detail`` says why in words (an error message, never a secret).
+    ``skipped`` counts listed accounts that could not be decoded (left out, the walk went
+    on; ``detail`` says so too). ``detail`` says why in words (an error message, never a
+    secret).
     """
 
     outcome: Outcome
@@ -158,6 +160,7 @@ class ListResult:
     detail: str = ""
     moved_to: str | None = None
     finished_at: datetime | None = None
+    skipped: int = 0
 
 
 @frozen(kw_only=True)

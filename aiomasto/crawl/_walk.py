@@ -197,8 +197,12 @@ class ListWalk:
         except AuthRequired as exc:
             return await self._finish("auth_required", str(exc))
         except (NotFound, Gone) as exc:
+            # GoToSocial answers 404 for a suspended account and for one that blocks the
+            # crawl's user (§3.1); the profile, read again, tells them from a deletion.
+            now = await self._recheck()
+            if now is not None:
+                return await self._finish(now[0], now[1])
             if self.info.software == "gotosocial" and isinstance(exc, NotFound):
-                # GoToSocial answers 404 for an account that blocks the crawl's user (§3.1).
                 return await self._finish("blocked", f"{self.instance.host}: {exc.error}")
             return await self._finish("gone", f"{self.instance.host}: {exc}")
         except (PaginationError, OriginError) as exc:
@@ -269,6 +273,12 @@ class ListWalk:
     async def _result(self, step: Step) -> ListResult:
         if step.outcome is not None:
             return self._list_result(step.outcome, step.detail)
+        if self.claimed is not None and 0 < self.found < self.claimed:
+            # A list that ends short of its claim may have been cut by a suspension or a
+            # deletion under way (Mastodon then answers 200 [], §3.1): the profile says.
+            now = await self._recheck()
+            if now is not None:
+                return self._list_result(*now)
         if self.moved_to is not None:
             return self._list_result("moved", f"moved to {self.moved_to}")
         blocked = False
@@ -281,6 +291,21 @@ class ListWalk:
         elif outcome == "blocked":
             detail = "the account blocks the crawl's user"
         return self._list_result(outcome, detail)
+
+    async def _recheck(self) -> tuple[Outcome, str] | None:
+        """The account read again: ``("gone", why)`` or ``("suspended", why)`` if it is now,
+        else ``None``."""
+        assert self.resolution.account_id is not None
+        path = f"/api/v1/accounts/{quote(self.resolution.account_id, safe='')}"
+        try:
+            account = await self.instance.read(lambda session: session.get_json(Account, path))
+        except (NotFound, Gone) as exc:
+            return "gone", f"{self.instance.host}: the account is gone ({exc.status})"
+        except MastodonError:
+            return None
+        if account.suspended:
+            return "suspended", "the account was suspended during the walk"
+        return None
 
     async def _blocked_by(self) -> bool:
         """Whether the crawl's user is blocked by the account (a user token is in use)."""
@@ -303,6 +328,7 @@ class ListWalk:
             detail=detail,
             moved_to=self.moved_to,
             finished_at=datetime.fromtimestamp(self._clock(), UTC),
+            skipped=self.skipped,
         )
 
     async def _finish(self, outcome: Outcome, detail: str) -> ListResult:
