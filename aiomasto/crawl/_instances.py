@@ -513,6 +513,9 @@ class _CountingTransport(Transport):
             method, url, headers=headers, form=form, request_timeout=request_timeout
         )
 
+    def with_agent(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return self._inner.with_agent(headers)
+
 
 def _brief(exc: BaseException) -> str:
     if isinstance(exc, HTTPError):
