@@ -26,11 +26,11 @@ from aiohttp import web
 from . import App, JsonFileTokenStore, Page, Session, __version__
 from .auth import OOB_REDIRECT_URI
 from .crawl import _cli as crawl_cli
+from .crawl._demo import demo_crawl
 from .entities import Account
 from .errors import MastodonError
 from .login import Authorizer
 from .stores import StoreKey
-from .crawl._demo import demo_crawl
 from .testing import FakeMastodon
 
 

@@ -254,14 +254,13 @@ async def crawl(
     *,
     http: aiohttp.ClientSession | None = None,
     user_tokens: dict[str, str] | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """Run the crawl (or only the exports), print the summary; returns the exit status.
 
     Expected failures raise :class:`CrawlCommandError` or :class:`~aiomasto.MastodonError`
-    (one line for the user). ``http``, ``user_tokens`` and ``sleep`` are for the demo.
+    (one line for the user). ``http`` and ``user_tokens`` are for the demo.
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -303,7 +302,6 @@ async def crawl(
                     app_name=settings.app_name,
                     on_progress=progress,
                     progress_interval=every,
-                    sleep=sleep,
                 )
             )
             holder.append(crawler)
@@ -414,10 +412,8 @@ async def _exports(settings: CrawlSettings) -> tuple[Path, ...]:
     where = settings.export_dir or settings.db.parent / f"{settings.db.stem}-export"
     written: list[Path] = []
     for kind in settings.exports:
-        if kind in ("jsonl", "csv"):
-            target = where  # a directory: edges.<kind> and accounts.<kind>
-        else:
-            target = where / f"{settings.db.stem}.{kind}"
+        # jsonl and csv write edges.<kind> and accounts.<kind> into a directory.
+        target = where if kind in ("jsonl", "csv") else where / f"{settings.db.stem}.{kind}"
         written.extend(await export(settings.db, kind, target))
     return tuple(written)
 
@@ -467,8 +463,8 @@ async def _until_signal(
             return received[0], None
         return (received[0] if received else None), result
     finally:
-        for number in installed:
-            loop.remove_signal_handler(number)
+        for installed_number in installed:
+            loop.remove_signal_handler(installed_number)
 
 
 class ProgressLine:
@@ -566,10 +562,10 @@ def render_summary(
         for host, record in list(zip(hosts, instances, strict=True))[:_SHOWN_INSTANCES]:
             software = " ".join(filter(None, (record.software, (record.version or "")[:20])))
             status = record.status + (f": {record.detail}" if record.detail else "")
+            if len(status) > 60:
+                status = status[:57] + "..."
             auth = "" if record.auth == "none" else f" ({record.auth} token)"
-            lines.append(
-                f"  {host:<{host_width}}  {software or 'unknown':<22}  {status[:60]}{auth}"
-            )
+            lines.append(f"  {host:<{host_width}}  {software or 'unknown':<22}  {status}{auth}")
         if len(instances) > _SHOWN_INSTANCES:
             lines.append(f"  ... and {len(instances) - _SHOWN_INSTANCES} more")
     lines.append(f"database: {db}")
@@ -595,9 +591,12 @@ def _plan_differences(stored: CrawlPlan, given: CrawlPlan) -> str:
     for name in ("relations", "depth", "max_accounts", "max_per_instance", "max_per_list"):
         old, new = getattr(stored, name), getattr(given, name)
         if old != new:
-            shown = (lambda v: "+".join(v) if isinstance(v, tuple) else str(v))
-            parts.append(f"{name.replace('_', '-')} {shown(old)} there, not {shown(new)}")
+            parts.append(f"{name.replace('_', '-')} {_shown(old)} there, not {_shown(new)}")
     return "; ".join(parts) or "the same seeds in another order"
+
+
+def _shown(value: object) -> str:
+    return "+".join(value) if isinstance(value, tuple) else str(value)
 
 
 def _read_seed_file(name: str, stdin: TextIO) -> list[str]:
@@ -606,9 +605,7 @@ def _read_seed_file(name: str, stdin: TextIO) -> list[str]:
     try:
         with contextlib.ExitStack() as stack:
             lines = (
-                stdin
-                if name == "-"
-                else stack.enter_context(open(_path(name), encoding="utf-8"))  # noqa: PTH123
+                stdin if name == "-" else stack.enter_context(open(_path(name), encoding="utf-8"))
             )
             for number, line in enumerate(lines, 1):
                 text = _COMMENT.sub("", line).strip()
