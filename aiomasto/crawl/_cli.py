@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Self, TextIO, TypeVar, cast
 
 import aiohttp
 from attrs import frozen
@@ -310,48 +310,45 @@ async def crawl(
             progress.clear()
         return summary, await _exports(settings)
 
-    stopped, result = await _until_signal(work(), err=err, hint=_resume_hint(settings))
-    if progress is not None:
-        progress.clear()
-    elapsed = asyncio.get_running_loop().time() - started
-    stats = await SqliteCrawlSink(settings.db).stats()
-    instances = await SqliteCrawlSink(settings.db).instances()
-    if result is None:
-        run = holder[0].progress() if holder else None
-        print(
-            render_summary(
+    hint = _resume_hint(settings)
+    with _Interrupts(err, hint) as interrupts:
+        result = await interrupts.run(work())
+        if progress is not None:
+            progress.clear()
+        stats = await SqliteCrawlSink(settings.db).stats()
+        instances = await SqliteCrawlSink(settings.db).instances()
+        if result is None:
+            run = holder[0].progress() if holder else None
+            summary_text = render_summary(
                 stats,
                 instances,
                 db=settings.db,
                 exports=(),
-                elapsed=elapsed,
+                elapsed=asyncio.get_running_loop().time() - started,
                 requests=run.requests if run else 0,
                 errors=run.last_errors if run else (),
                 error_count=run.errors if run else 0,
                 interrupted=True,
-            ),
-            file=out,
-            flush=True,
-        )
-        print(f"aiomasto: interrupted; resume with: {_resume_hint(settings)}", file=err, flush=True)
-        return 128 + (stopped or signal.SIGINT)
-    summary, written = result
-    print(
-        render_summary(
-            stats,
-            instances,
-            db=settings.db,
-            exports=written,
-            elapsed=summary.elapsed,
-            requests=summary.requests,
-            errors=summary.last_errors,
-            error_count=summary.errors,
-        ),
-        file=out,
-        flush=True,
-    )
-    if summary.outcomes and set(summary.outcomes) == {"unreachable"}:
-        last = summary.last_errors[-1] if summary.last_errors else "no answer"
+            )
+        else:
+            summary, written = result
+            summary_text = render_summary(
+                stats,
+                instances,
+                db=settings.db,
+                exports=written,
+                elapsed=summary.elapsed,
+                requests=summary.requests,
+                errors=summary.last_errors,
+                error_count=summary.errors,
+            )
+        print(summary_text, file=out, flush=True)
+        if interrupts.received is not None:
+            print(f"aiomasto: interrupted; resume with: {hint}", file=err, flush=True)
+            return 128 + interrupts.received
+    if result is not None and set(result[0].outcomes) == {"unreachable"}:
+        errors = result[0].last_errors
+        last = errors[-1] if errors else "no answer"
         raise CrawlCommandError(f"no instance could be reached (is the network up?): {last}")
     return 0
 
@@ -418,53 +415,61 @@ async def _exports(settings: CrawlSettings) -> tuple[Path, ...]:
     return tuple(written)
 
 
-async def _until_signal(
-    work: Awaitable[_T], *, err: TextIO, hint: str
-) -> tuple[int | None, _T | None]:
-    """Run ``work``; the first SIGINT/SIGTERM cancels it, a second one quits at once.
+class _Interrupts:
+    """SIGINT and SIGTERM while the command runs: the first cancels the crawl (which stops
+    after the page being committed) and makes the command exit 128 + its number; a second
+    one quits at once."""
 
-    Returns the signal that stopped it (``None``: none came) and its result (``None`` if it
-    was cancelled).
-    """
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
+    def __init__(self, err: TextIO, hint: str) -> None:
+        self.received: int | None = None
+        self._err = err
+        self._hint = hint
+        self._task: asyncio.Future[object] | None = None
+        self._installed: list[signal.Signals] = []
 
-    def on_signal(number: int) -> None:
-        if not received:
-            received.append(number)
-            task.cancel()
-            print(
-                "\naiomasto: stopping (the page being stored is finished first); "
-                "press Ctrl-C again to quit at once",
-                file=err,
-                flush=True,
-            )
+    def __enter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            # Only the main thread's loop can take signals (not a test's worker thread).
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(number, self._on_signal, int(number))
+                self._installed.append(number)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop = asyncio.get_running_loop()
+        for number in self._installed:
+            loop.remove_signal_handler(number)
+
+    async def run(self, work: Awaitable[_T]) -> _T | None:
+        """``work``'s result, or ``None`` when a signal cancelled it."""
+        task = asyncio.ensure_future(work)
+        self._task = cast("asyncio.Future[object]", task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self.received is None or not task.cancelled():
+                raise
+            return None
+
+    def _on_signal(self, number: int) -> None:
+        if self.received is None:
+            self.received = number
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+                print(
+                    "\naiomasto: stopping (the page being stored is finished first); "
+                    "press Ctrl-C again to quit at once",
+                    file=self._err,
+                    flush=True,
+                )
             return
         # Each page is one SQLite transaction, so quitting now is as safe as kill -9: the
         # pages not committed yet are fetched again on --resume.
-        print(f"aiomasto: quit; resume with: {hint}", file=err, flush=True)
+        print(f"aiomasto: quit; resume with: {self._hint}", file=self._err, flush=True)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-        os._exit(128 + received[0])
-
-    installed: list[int] = []
-    for number in (signal.SIGINT, signal.SIGTERM):
-        # Only the main thread's loop can take signals (not a test's worker thread).
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(number, on_signal, int(number))
-            installed.append(number)
-    try:
-        try:
-            result = await task
-        except asyncio.CancelledError:
-            if not received or not task.cancelled():
-                raise
-            return received[0], None
-        return (received[0] if received else None), result
-    finally:
-        for installed_number in installed:
-            loop.remove_signal_handler(installed_number)
+        os._exit(128 + self.received)
 
 
 class ProgressLine:
@@ -568,9 +573,9 @@ def render_summary(
             lines.append(f"  {host:<{host_width}}  {software or 'unknown':<22}  {status}{auth}")
         if len(instances) > _SHOWN_INSTANCES:
             lines.append(f"  ... and {len(instances) - _SHOWN_INSTANCES} more")
-    lines.append(f"database: {db}")
+    lines.append(f"database: {db.absolute()}")
     if exports:
-        lines.append("exported: " + ", ".join(str(path) for path in exports))
+        lines.append("exported: " + ", ".join(str(path.absolute()) for path in exports))
     return "\n".join(lines)
 
 
