@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -447,3 +448,20 @@ def test_demo_crawl_checks_the_ground_truth(tmp_path: Path) -> None:
     assert "Crawl finished:" in result.stdout
     assert "every list read in full holds exactly its true edges" in result.stdout
     assert result.stdout.rstrip().endswith("Demo finished: OK")
+
+
+def test_no_instance_answering_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        result = run(
+            tmp_path,
+            "@alice@gone.example",
+            "--insecure-http",
+            "--resolve",
+            f"gone.example=127.0.0.1:{port}",
+            "--quiet",
+        )
+    line = one_line_error(result)
+    assert line.startswith("aiomasto: no instance could be reached (is the network up?)")
+    assert "unreachable          2" in result.stdout
