@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo bench bench-quick bench-memory bench-crawl clean
+.PHONY: test check lint typecheck pytest demo demo-crawl bench bench-quick bench-memory bench-crawl clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ pytest: $(VENV)/.dev-installed
 ## make demo: the seed flow against a local fake Mastodon
 demo: $(VENV)/.installed
 	$(BIN)/python -m aiomasto demo
+
+## make demo-crawl: a crawl of a local fake fediverse, checked against its ground truth
+demo-crawl: $(VENV)/.installed
+	$(BIN)/python -m aiomasto demo crawl
 
 $(BENCH_BIN)/python:
 	$(PYTHON) -m venv $(BENCH_VENV)
