@@ -99,6 +99,33 @@ async def test_depth_expands_breadth_first_within_the_caps() -> None:
     assert {key.account for key in shallow.results} == {"alice@alpha.example"}
 
 
+async def test_a_resumed_crawl_keeps_the_caps_it_was_started_with() -> None:
+    alpha = FakeMastodon()
+    alice = alpha.add_account("alice")
+    alpha.add_followers(alice, 100)  # three pages: the cap is reached after the resume
+    sink = Stopping(MemoryCrawlSink())
+    seeds = [f"http://alpha.example#{alice}"]
+    async with running(alpha=alpha) as resolver:
+
+        async def run(sink: CrawlSink, fresh: bool) -> object:
+            # Resumed by a Crawler given no caps at all: the stored plan's hold.
+            given: Any = sink
+            caps: dict[str, Any] = {"max_accounts": 60} if fresh else {}
+            return await crawl(
+                resolver,
+                seeds if fresh else None,
+                given,
+                depth=1,
+                concurrency=1,
+                relations=("followers",),
+                **caps,
+            )
+
+        await crawl_cancelled(run, sink, (1,))
+    got = await stored(sink.inner)
+    assert len({key.account for key in got.results}) == 60
+
+
 async def test_max_per_list_cuts_a_list_and_says_so() -> None:
     alpha = FakeMastodon()
     alice = alpha.add_account("alice")

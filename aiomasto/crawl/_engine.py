@@ -560,15 +560,15 @@ class Crawler:
             self._reserved_domain[_domain(key)] -= 1
 
     def _room_for(self, key: str) -> bool:
-        if (
-            self._max_accounts is not None
-            and self._accounts_queued + self._reserved >= self._max_accounts
-        ):
+        # The stored plan's caps: a resumed crawl keeps those it was started with.
+        assert self._plan is not None
+        max_accounts, max_per_instance = self._plan.max_accounts, self._plan.max_per_instance
+        if max_accounts is not None and self._accounts_queued + self._reserved >= max_accounts:
             return False
         domain = _domain(key)
         return (
-            self._max_per_instance is None
-            or self._per_domain[domain] + self._reserved_domain[domain] < self._max_per_instance
+            max_per_instance is None
+            or self._per_domain[domain] + self._reserved_domain[domain] < max_per_instance
         )
 
     def _discover(
