@@ -242,7 +242,7 @@ async def _crawl(
         ):
             summary = await crawler.run(seeds)
         if sink_kind == "sqlite":
-            stored = (await sink.stats()).edges  # type: ignore[union-attr]
+            stored = (await sink.stats()).edges
             if stored != summary.edges:
                 raise RuntimeError(f"the sink stored {stored} edges of {summary.edges}")
     if summary.outcomes != {"complete": len(seeds)}:

@@ -264,7 +264,10 @@ def test_a_signal_stops_after_a_committed_page_and_resume_finishes_exactly(
             assert time.monotonic() < deadline, "no page was committed"
             time.sleep(0.02)
         process.send_signal(signum)
-        out, _ = process.communicate(timeout=TIMEOUT)
+        # stderr belongs to the reader thread: communicate() would race it for the last lines.
+        process.wait(timeout=TIMEOUT)
+        assert process.stdout is not None
+        out = process.stdout.read()
     finally:
         process.kill()
         reader.join(timeout=TIMEOUT)

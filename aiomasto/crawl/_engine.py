@@ -85,7 +85,9 @@ class CrawlSummary:
     """What a :meth:`Crawler.run` did: ``print(summary)`` fits one screen.
 
     ``outcomes`` counts the lists finished in this run by outcome, ``units_done`` every
-    finished list of the crawl. ``instances`` is what was learnt of each API host.
+    finished list of the crawl. ``edges`` and ``accounts`` are what the sink holds, distinct,
+    when it can count them (``stats()``: SQLite, memory), else what was handed to it.
+    ``instances`` is what was learnt of each API host.
     """
 
     outcomes: Mapping[str, int]
@@ -355,12 +357,22 @@ class Crawler:
                 self._pending = state.pending
                 self._edges = state.edges
                 await self._crawl(state.accounts_queued == 0)
+                await self._count_stored()
             finally:
                 await self._settle_commits()
                 await self._sink.close()
         finally:
             self._running = False
         return self._summary()
+
+    async def _count_stored(self) -> None:
+        """Take the distinct edges and accounts the sink holds, when it can count them: an
+        edge seen from both of its ends, or a page fetched again, was handed over twice."""
+        stats = getattr(self._sink, "stats", None)
+        if stats is None:
+            return
+        stored = await stats()
+        self._edges, self._accounts = int(stored.edges), int(stored.accounts)
 
     async def _crawl(self, fresh: bool) -> None:
         reporter = None

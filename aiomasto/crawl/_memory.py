@@ -20,6 +20,7 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._sqlite import CrawlStats
 
 __all__ = ["MemoryCrawlSink"]
 
@@ -90,6 +91,19 @@ class MemoryCrawlSink:
             per_domain=dict(per_domain),
             edges=self.edge_count,
             units_done=len(self.results),
+        )
+
+    async def stats(self) -> CrawlStats:
+        """Counts, as :meth:`SqliteCrawlSink.stats <aiomasto.crawl.SqliteCrawlSink.stats>`
+        gives them (with ``keep_results=False``: accounts and edges committed, not distinct)."""
+        outcomes: Counter[str] = Counter(result.outcome for result in self.results.values())
+        return CrawlStats(
+            pending=len(self.units) - len(self.results),
+            done=len(self.results),
+            outcomes=dict(outcomes),
+            edges=self.edge_count,
+            accounts=len(self.accounts) if self.keep_results else self.account_writes,
+            instances=len(self.instances),
         )
 
     async def claim(self, limit: int) -> Sequence[Unit]:
