@@ -8,12 +8,22 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
+from ._bodies import (
+    Body,
+    FileSpec,
+    Params,
+    checked_headers,
+    form_body,
+    json_body,
+    multipart_body,
+    query_pairs,
+)
 from ._converter import decode_json, decode_json_list, decode_page
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import LimiterBackend, RateLimiter
@@ -262,30 +272,220 @@ class Session:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         """Send an authenticated API request and return the raw response (status < 400).
 
         ``path`` is relative to the instance (``/api/v1/...``) or an absolute URL on the instance
-        origin. Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that
-        the server rejects is renewed once and the request replayed. ``timeout`` overrides the
-        Session's for this call.
+        origin. ``params`` go in the query string, ``data`` as a form, ``json`` as a JSON body,
+        ``files`` (with ``data`` as the other fields) as ``multipart/form-data``; in
+        ``params`` and ``data`` a list becomes repeated ``key[]`` keys and a mapping
+        ``key[sub]`` keys, as Mastodon reads them, and ``None`` is left out. ``headers`` are
+        sent along (``Authorization``, ``Host``, ``Content-Length`` and
+        ``Transfer-Encoding`` are the Session's own: giving one raises
+        :class:`~aiomasto.ConfigurationError`). ``form`` is the older name of a plain form.
+
+        Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that the
+        server rejects is renewed once and the request replayed. GET and HEAD are retried as
+        the Session's ``retry`` says, and so is a request with an ``Idempotency-Key`` header
+        (the server carries it out once, however often it arrives); nothing else is.
+        ``timeout`` overrides the Session's for this call.
 
         Example::
 
             response = await masto.request("GET", "/api/v1/instance/peers")
+            await masto.request("POST", "/api/v1/statuses", json={"status": "hi"},
+                                headers={"Idempotency-Key": "greeting-2024-05-01"})
         """
-        url = self._url(path, params)
+        extra = checked_headers(headers)
+        body = _body(data=data, json=json, files=files, form=form)
+        url = self._url(path, query_pairs(params))
         token = await self.authenticate()
         try:
-            return await self._send(method, url, form=form, token=token, timeout=timeout)
+            return await self._send(
+                method, url, form=form, body=body, headers=extra, token=token, timeout=timeout
+            )
         except HTTPError as exc:
             fresh = None if token is None else await self._tokens.replace(token, exc)
             if fresh is None:
                 raise
-        return await self._send(method, url, form=form, token=fresh, timeout=timeout)
+        return await self._send(
+            method, url, form=form, body=body, headers=extra, token=fresh, timeout=timeout
+        )
+
+    async def get(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """GET ``path`` and decode the JSON object into ``cls`` (any entity or attrs class).
+
+        Example::
+
+            status = await masto.get(Status, "/api/v1/statuses/110000000000000001")
+        """
+        response = await self.request("GET", path, params=params, headers=headers, timeout=timeout)
+        return decode_json(cls, response.body, **response.context())
+
+    async def get_list(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> list[T]:
+        """GET ``path`` and decode the JSON array into a list of ``cls``.
+
+        Example::
+
+            rules = await masto.get_list(Rule, "/api/v1/instance/rules")
+        """
+        response = await self.request("GET", path, params=params, timeout=timeout)
+        return decode_json_list(cls, response.body, **response.context())
+
+    async def post(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """POST to ``path`` (a form, JSON or multipart, as :meth:`request`) and decode the
+        answer into ``cls``.
+
+        Example::
+
+            relationship = await masto.post(Relationship, f"/api/v1/accounts/{id}/follow",
+                                            json={"reblogs": False})
+        """
+        return await self._call("POST", cls, path, params, data, json, files, headers, timeout)
+
+    async def put(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """PUT to ``path`` and decode the answer into ``cls`` (as :meth:`post`).
+
+        Example: ``await masto.put(Status, f"/api/v1/statuses/{id}", json={"status": "fixed"})``
+        """
+        return await self._call("PUT", cls, path, params, data, json, files, headers, timeout)
+
+    async def patch(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """PATCH ``path`` and decode the answer into ``cls`` (as :meth:`post`).
+
+        Example::
+
+            me = await masto.patch(CredentialAccount, "/api/v1/accounts/update_credentials",
+                                   data={"bot": True})
+        """
+        return await self._call("PATCH", cls, path, params, data, json, files, headers, timeout)
+
+    async def delete(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """DELETE ``path`` and decode the answer into ``cls``.
+
+        Example: ``deleted = await masto.delete(Status, f"/api/v1/statuses/{id}")``
+        """
+        return await self._call("DELETE", cls, path, params, None, None, None, headers, timeout)
+
+    async def _call(
+        self,
+        method: str,
+        cls: type[T],
+        path: str,
+        params: Params | None,
+        data: Params | None,
+        json: Any,
+        files: Mapping[str, FileSpec] | None,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> T:
+        response = await self.request(
+            method,
+            path,
+            params=params,
+            data=data,
+            json=json,
+            files=files,
+            headers=headers,
+            timeout=timeout,
+        )
+        return decode_json(cls, response.body, **response.context())
+
+    def paginate(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        direction: Direction = "next",
+        max_items: int | None = None,
+        max_pages: int | None = None,
+        skip_undecodable: bool = False,
+    ) -> Paginator[T]:
+        """Every item of a Link-paginated endpoint, page after page, as ``cls``.
+
+        Timelines, notifications, bookmarks, favourites, lists, blocks, mutes: any endpoint
+        that pages with a ``Link`` header. Each next page is fetched from the server's own
+        Link URL, as :meth:`followers` does; ``params`` (lists become ``key[]``) shape the
+        first request only, and the server carries them in its links.
+
+        Example::
+
+            async for status in masto.paginate(Status, "/api/v1/timelines/tag/python",
+                                               params={"limit": 40}, max_items=200):
+                print(status.url)
+        """
+        start = relative_cursor(self._url(path, query_pairs(params)))
+
+        async def fetch(cursor: str) -> Page[T]:
+            return await self.get_page(cls, cursor, skip_undecodable=skip_undecodable)
+
+        return Paginator(
+            fetch, start, direction=direction, max_items=max_items, max_pages=max_pages
+        )
 
     async def get_json(
         self,
@@ -295,9 +495,9 @@ class Session:
         timeout: aiohttp.ClientTimeout | None = None,
         **params: str,
     ) -> T:
-        """GET ``path`` and decode the JSON object into ``cls``."""
-        response = await self.request("GET", path, params=params or None, timeout=timeout)
-        return decode_json(cls, response.body, **response.context())
+        """GET ``path`` and decode the JSON object into ``cls`` (:meth:`get` with the query
+        given as keywords)."""
+        return await self.get(cls, path, params=params or None, timeout=timeout)
 
     async def get_page(
         self,
@@ -517,7 +717,9 @@ class Session:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+    def _url(
+        self, path: str, params: Mapping[str, str] | list[tuple[str, str]] | None = None
+    ) -> URL:
         if not params:
             known = self._link_urls.get(path)
             if known is not None:
@@ -551,14 +753,44 @@ class Session:
         target: str | URL,
         *,
         form: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        headers: Mapping[str, str] | None = None,
         token: Token | None = None,
         idempotent: bool | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         url = target if isinstance(target, URL) else self._url(target)
         return await self._requester.send(
-            method, url, form=form, token=token, idempotent=idempotent, timeout=timeout
+            method,
+            url,
+            form=form,
+            body=body,
+            headers=headers,
+            token=token,
+            idempotent=idempotent,
+            timeout=timeout,
         )
+
+
+def _body(
+    *,
+    data: Params | None,
+    json: Any,
+    files: Mapping[str, FileSpec] | None,
+    form: Mapping[str, str] | None,
+) -> Body | None:
+    given = [name for name, v in (("data", data), ("json", json), ("form", form)) if v is not None]
+    if files is not None and (json is not None or form is not None):
+        raise ConfigurationError("files= goes with data= (the other fields), not json= or form=")
+    if len(given) > 1 and files is None:
+        raise ConfigurationError(f"give one body, not {' and '.join(given)}")
+    if files is not None:
+        return multipart_body(data, files)
+    if json is not None:
+        return json_body(json)
+    if data is not None:
+        return form_body(data)
+    return None
 
 
 def _account_id(value: str | int) -> str:
