@@ -138,9 +138,7 @@ def multipart_body(
             raise ConfigurationError("the multipart boundary occurs in a file; send it again")
         parts += [marker, b"\r\n", head.encode("utf-8"), content, b"\r\n"]
     parts += [marker, b"--\r\n"]
-    return Body(
-        content=b"".join(parts), content_type=f"multipart/form-data; boundary={boundary}"
-    )
+    return Body(content=b"".join(parts), content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def _file(name: str, spec: FileSpec) -> tuple[str, bytes, str]:

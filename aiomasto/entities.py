@@ -725,7 +725,7 @@ class InstanceV1:
     """``GET /api/v1/instance``, the only instance document of Akkoma and Mastodon < 4.0.
 
     ``uri`` is a domain on Mastodon, a host or base URL elsewhere. :meth:`Instance.from_v1`
-    maps it into the v2 shape, which :meth:`~aiomasto.Session.instance` does for you.
+    maps it into the v2 shape, which :meth:`~aiomasto.Session.instance_info` does for you.
     """
 
     uri: str
@@ -757,8 +757,8 @@ class Instance:
 
     Example::
 
-        instance = await masto.instance()
-        instance.configuration.statuses.max_characters   # 500
+        info = await masto.instance_info()
+        info.configuration.statuses.max_characters   # 500
     """
 
     domain: str
