@@ -1156,9 +1156,9 @@ class Session:
     # -- instance and timelines -------------------------------------------------------------
 
     async def instance_info(self) -> Instance:
-        """The server's description and limits (``instance`` is the Session's URL already): ``GET /api/v2/instance``, or on servers
+        """The server's description and limits: ``GET /api/v2/instance``, or on servers
         without it (Akkoma, Mastodon < 4.0: 404) ``/api/v1/instance`` mapped into the same
-        :class:`Instance`.
+        :class:`Instance`. (:attr:`instance` is the URL the Session talks to.)
 
         Example::
 
