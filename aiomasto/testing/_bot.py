@@ -106,6 +106,10 @@ def _page(
     ids = [i for i in ids if since_id is None or i > since_id]
     ids = [i for i in ids if i > min_id][-limit:] if min_id is not None else ids[:limit]
     url = f"{ctx.base}{ctx.path}"
+    # pagination_params: the filters and the asked-for limit ride along in every link.
+    raw_limit = ctx.param("limit")
+    if raw_limit:
+        carried = [*carried, ("limit", raw_limit)]
     links = []
     if ids and len(ids) == limit:
         links.append(f'<{url}?{urlencode([*carried, ("max_id", str(ids[-1]))])}>; rel="next"')
