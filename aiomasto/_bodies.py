@@ -33,7 +33,9 @@ __all__ = [
 
 Scalar: TypeAlias = str | int | float | bool
 ParamValue: TypeAlias = Scalar | Sequence[Any] | Mapping[str, Any] | None
-Params: TypeAlias = Mapping[str, ParamValue] | Iterable[tuple[str, ParamValue]]
+# Values are checked when encoded (ParamValue says what is accepted); Any keeps a literal
+# dict of mixed values acceptable to a type checker.
+Params: TypeAlias = Mapping[str, Any] | Iterable[tuple[str, Any]]
 # A file: its bytes, (filename, bytes) or (filename, bytes, content type).
 FileSpec: TypeAlias = bytes | tuple[str, bytes] | tuple[str, bytes, str]
 

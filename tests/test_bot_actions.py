@@ -195,7 +195,7 @@ async def test_a_file_path_is_read_and_named(
 async def test_favourite_boost_bookmark_and_undo(
     server: FakeMastodon, bot: tuple[str, str]
 ) -> None:
-    account, token = bot
+    _account, token = bot
     alice = server.add_account("alice")
     target = server.post_status(alice, "nice post")
     async with bot_session(server, token) as masto:
@@ -318,10 +318,9 @@ async def test_accounts_fall_back_to_one_request_each_without_the_batch() -> Non
     server = FakeMastodon(flavor="gotosocial")
     ids = [server.add_account(f"user{i}") for i in range(3)]
     token = server.issue_user_token(ids[0], scopes="read")
-    async with server.run():
-        async with bot_session(server, token) as masto:
-            first = await masto.accounts(ids)
-            second = await masto.accounts(ids[:1])
+    async with server.run(), bot_session(server, token) as masto:
+        first = await masto.accounts(ids)
+        second = await masto.accounts(ids[:1])
     assert [a.id for a in first] == ids
     assert [a.id for a in second] == ids[:1]
     batch = [r for r in server.requests if r.path == "/api/v1/accounts"]
@@ -375,9 +374,8 @@ async def test_notify_makes_any_type(server: FakeMastodon, bot: tuple[str, str])
 @pytest.mark.parametrize("flavor", ["mastodon", "akkoma"])
 async def test_instance_info_v2_or_v1(flavor: str) -> None:
     server = FakeMastodon(flavor=flavor)  # type: ignore[arg-type]
-    async with server.run() as url:
-        async with Session(url) as masto:
-            info = await masto.instance_info()
+    async with server.run() as url, Session(url) as masto:
+        info = await masto.instance_info()
     assert info.configuration.urls.streaming == "ws" + url.removeprefix("http")
     assert info.configuration.statuses.max_characters == 500
     assert server.count("GET", "/api/v1/instance") == (1 if flavor == "akkoma" else 0)
