@@ -37,6 +37,7 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._postgres import PostgresCrawlSink, redact_dsn
 from ._servers import Quirks, quirks_for
 from ._sqlite import CrawlStats, SqliteCrawlSink
 from ._targets import Target, parse_target
@@ -59,6 +60,7 @@ __all__ = [
     "MemoryCrawlSink",
     "Outcome",
     "PageCommit",
+    "PostgresCrawlSink",
     "Quirks",
     "Relation",
     "ResumeState",
@@ -69,4 +71,5 @@ __all__ = [
     "export",
     "parse_target",
     "quirks_for",
+    "redact_dsn",
 ]
