@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -25,8 +24,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from yarl import URL
-
+from aiomasto._postgres import check_dsn, import_asyncpg, redact_dsn, schema_lock_key
 from aiomasto.errors import ConfigurationError, CrawlSinkError, LeaseLost, UsageError
 
 from ._model import (
@@ -219,50 +217,6 @@ _SAVE_INSTANCE = (
     "excluded.version, quirks = excluded.quirks, auth = excluded.auth, status = "
     "excluded.status, detail = excluded.detail, updated_at = excluded.updated_at"
 )
-
-
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` with its password masked: ``postgresql://crawler:***@db.example/crawls``.
-
-    Example::
-
-        print(redact_dsn("postgresql://crawler:hunter2@db.example/crawls"))
-    """
-    try:
-        url = URL(dsn)
-    except (TypeError, ValueError):
-        return "<an unreadable PostgreSQL URL>"
-    if url.password:
-        url = url.with_password("***")
-    if "password" in url.query:
-        url = url.update_query(password="***")
-    return str(url)
-
-
-def schema_lock_key(schema: str, what: str) -> int:
-    """A 64-bit advisory lock key for ``what`` in ``schema`` (PostgreSQL's ``bigint``)."""
-    digest = hashlib.sha256(f"aiomasto\0{schema}\0{what}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def import_asyncpg() -> Any:
-    """``asyncpg``, or a ConfigurationError that names the extra to install."""
-    try:
-        import asyncpg
-    except ImportError:
-        raise ConfigurationError(
-            "a PostgreSQL crawl needs asyncpg: pip install 'aiomasto[postgres]'"
-        ) from None
-    return asyncpg
-
-
-def check_dsn(dsn: object) -> str:
-    if not isinstance(dsn, str) or URL(dsn).scheme not in ("postgres", "postgresql"):
-        raise ConfigurationError(
-            "a PostgreSQL crawl database is a postgresql:// URL "
-            "(postgresql://user:password@host:5432/database)"
-        )
-    return dsn
 
 
 class PostgresCrawlSink:
