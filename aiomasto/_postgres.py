@@ -49,11 +49,14 @@ def import_asyncpg() -> Any:
 
 
 def check_dsn(dsn: object) -> str:
-    try:
-        scheme = URL(dsn).scheme if isinstance(dsn, str) else ""
-    except ValueError:
-        scheme = ""
-    if scheme not in ("postgres", "postgresql"):
+    """``dsn`` if it is a ``postgresql://`` URL; a ConfigurationError (not showing it) if not."""
+    scheme = ""
+    if isinstance(dsn, str):
+        try:
+            scheme = URL(dsn).scheme
+        except ValueError:
+            scheme = ""
+    if not isinstance(dsn, str) or scheme not in ("postgres", "postgresql"):
         raise ConfigurationError(
             "a PostgreSQL crawl database is a postgresql:// URL "
             "(postgresql://user:password@host:5432/database)"

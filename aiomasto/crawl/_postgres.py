@@ -17,12 +17,13 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiomasto._postgres import check_dsn, import_asyncpg, redact_dsn, schema_lock_key
 from aiomasto.errors import ConfigurationError, CrawlSinkError, LeaseLost, UsageError
@@ -51,10 +52,12 @@ __all__ = ["SCHEMA_VERSION", "PostgresCrawlSink", "redact_dsn"]
 
 SCHEMA_VERSION = 1
 """The version of the tables this aiomasto writes (``crawl_meta.version``); newer is refused."""
+_T = TypeVar("_T")
 _APPLICATION = "aiomasto-crawl"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _INT64 = (-(2**63), 2**63 - 1)
 _BATCH = 2000  # rows a reader fetches per trip
+_ATTEMPTS = 5  # a transaction PostgreSQL aborts to break a deadlock is run again up to this
 # A worker that restarts under the same name waits this long for its previous process's
 # connection (and the name's lock) to go away.
 _NAME_WAIT = 10.0
@@ -364,10 +367,7 @@ class PostgresCrawlSink:
 
     async def add_units(self, units: Sequence[Unit]) -> Sequence[Unit]:
         """Add the units whose key is not stored yet, in one statement; returns those added."""
-        pool = self._open_pool()
-        with self._translated("written"):
-            async with pool.acquire() as connection, connection.transaction():
-                return await self._insert_units(connection, units)
+        return await self._transaction(lambda connection: self._insert_units(connection, units))
 
     async def save_instance(self, record: InstanceRecord) -> None:
         """Insert or replace what is known about the instance at ``record.api_base``."""
@@ -394,10 +394,7 @@ class PostgresCrawlSink:
 
     async def save_accounts(self, records: Sequence[AccountRecord]) -> None:
         """Upsert profile snapshots in one statement; the latest snapshot of a key wins."""
-        pool = self._open_pool()
-        with self._translated("written"):
-            async with pool.acquire() as connection, connection.transaction():
-                await self._upsert_accounts(connection, records)
+        await self._transaction(lambda connection: self._upsert_accounts(connection, records))
 
     async def commit_page(self, commit: PageCommit) -> Sequence[Unit]:
         """Store one page in one transaction, if the unit is still this worker's.
@@ -406,23 +403,27 @@ class PostgresCrawlSink:
         the commit also renews the lease. A unit another worker took over (or finished after
         taking it over) raises :class:`~aiomasto.LeaseLost`; nothing of the page is stored.
         """
-        pool = self._open_pool()
         key = commit.unit
-        with self._translated("written"):
-            async with pool.acquire() as connection, connection.transaction():
-                seq = await self._progress(connection, commit)
-                if seq is None:
-                    await self._refuse(connection, key)
-                if commit.accounts:
-                    await self._upsert_accounts(connection, commit.accounts)
-                if commit.edges:
-                    await connection.execute(
-                        self._sql(_INSERT_EDGES),
-                        _texts(edge.follower for edge in commit.edges),
-                        _texts(edge.followed for edge in commit.edges),
-                        seq,
-                    )
-                added = await self._insert_units(connection, commit.units) if commit.units else []
+
+        async def store(connection: _Connection) -> list[Unit]:
+            seq = await self._progress(connection, commit)
+            if seq is None:
+                await self._refuse(connection, key)
+            if commit.accounts:
+                await self._upsert_accounts(connection, commit.accounts)
+            if commit.edges:
+                edges = sorted(
+                    {(edge.follower, edge.followed) for edge in commit.edges}, key=_order
+                )
+                await connection.execute(
+                    self._sql(_INSERT_EDGES),
+                    _texts(edge[0] for edge in edges),
+                    _texts(edge[1] for edge in edges),
+                    seq,
+                )
+            return await self._insert_units(connection, commit.units) if commit.units else []
+
+        added = await self._transaction(store)
         if commit.result is not None:
             self._held.discard((key.account, key.relation))
         return added
@@ -641,6 +642,22 @@ class PostgresCrawlSink:
             raise UsageError(f"{self!r} is {state}: call open() first")
         return self._pool
 
+    async def _transaction(self, step: Callable[[_Connection], Awaitable[_T]]) -> _T:
+        """``step`` in one transaction, again from the start if PostgreSQL aborted it to
+        break a deadlock between two workers (their pages' rows, locked in another order)."""
+        pool = self._open_pool()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._translated("written"):
+                    async with pool.acquire() as connection, connection.transaction():
+                        return await step(connection)
+            except CrawlSinkError as exc:
+                if not isinstance(exc.__context__, _retryable()) or attempt == _ATTEMPTS:
+                    raise
+            await asyncio.sleep(random.uniform(0.0, 0.05 * attempt))
+
     async def _progress(self, connection: _Connection, commit: PageCommit) -> int | None:
         key, result = commit.unit, commit.result
         common = (
@@ -690,9 +707,10 @@ class PostgresCrawlSink:
         self, connection: _Connection, records: Sequence[AccountRecord]
     ) -> None:
         # One statement may not update a row twice: the latest snapshot of a key wins here.
+        # Rows go in key order, as every worker's do, so two pages lock them in one order.
         latest = {record.key: record for record in records}
         columns: list[list[Any]] = [[] for _ in range(17)]
-        for record in latest.values():
+        for record in sorted(latest.values(), key=lambda record: _order(record.key)):
             values = (
                 record.key,
                 record.acct,
@@ -735,11 +753,12 @@ class PostgresCrawlSink:
             )
             for unit in units
         ]
+        # In the given order: it is the order claim() hands them out in. (Two pages adding the
+        # same units in another order may deadlock; the transaction is then run again.)
         columns = [list(column) for column in zip(*rows, strict=True)]
         added = {
             (row[0], row[1]) for row in await connection.fetch(self._sql(_INSERT_UNITS), *columns)
         }
-        # The first of two units with one key is the one stored.
         chosen = []
         for unit, row in zip(units, rows, strict=True):
             if (row[0], row[1]) in added:
@@ -859,6 +878,16 @@ def _failure(exc: Exception, sink: PostgresCrawlSink, done: str) -> Exception | 
             )
         return sink._error(f"cannot be {done} ({type(exc).__name__})")
     return None
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    driver = import_asyncpg()
+    return (driver.DeadlockDetectedError, driver.SerializationError)
+
+
+def _order(key: object) -> str:
+    """A sort key for text or tuples of text that never fails on a hostile value."""
+    return repr(key)
 
 
 def _kind(exc: BaseException) -> str:
