@@ -64,12 +64,14 @@ _TABLES = (
     # Buckets unused for a day are forgotten, as the Redis keys expire.
     "DELETE FROM {s}.rate_buckets WHERE used_at < now() - interval '1 day'",
 )
-# The bucket's row, locked for the transaction (made if new), and the slots still leased.
+# The bucket's row, locked for the transaction (made if new).
 _LOCK = (
     "INSERT INTO {s}.rate_buckets AS b (key) VALUES ($1) ON CONFLICT (key) DO UPDATE "  # noqa: S608
-    "SET used_at = now() RETURNING " + ", ".join(_FIELDS) + ", "
-    "(SELECT count(*) FROM {s}.rate_slots WHERE bucket = $1 AND until >= $2) AS in_flight"
+    "SET used_at = now() RETURNING " + ", ".join(_FIELDS)
 )
+# The slots still leased: a statement of its own, after the lock, so that its snapshot holds
+# the slots the transactions this one waited for have just added.
+_IN_FLIGHT = "SELECT count(*) FROM {s}.rate_slots WHERE bucket = $1 AND until >= $2"
 _STORE = (
     "UPDATE {s}.rate_buckets SET "  # noqa: S608 - column names, no data
     + ", ".join(f"{name} = ${n}" for n, name in enumerate(_FIELDS, 2))
@@ -227,7 +229,7 @@ class _TableBucket(Bucket):
         self.slots: list[str] = []
 
 
-def _load(row: Any) -> Bucket:
+def _load(row: Any, in_flight: int) -> Bucket:
     """The stored bucket as a Bucket the in-process arithmetic runs on."""
     bucket = Bucket()
     bucket.limit = row["limit_"]
@@ -238,7 +240,7 @@ def _load(row: Any) -> Bucket:
     bucket.last_reset = row["last_reset"]
     bucket.next_slot = row["next_slot"]
     bucket.blocked_until = row["blocked_until"]
-    bucket.in_flight = int(row["in_flight"])
+    bucket.in_flight = in_flight
     return bucket
 
 
@@ -279,8 +281,9 @@ class _TableLimiter(RateLimiter):
         return found
 
     async def _locked(self, connection: PoolConnectionProxy[Any], key: str, now: float) -> Bucket:
-        row = await connection.fetchrow(self.backend.sql(_LOCK), key, now)
-        return _load(row)
+        row = await connection.fetchrow(self.backend.sql(_LOCK), key)
+        in_flight = await connection.fetchval(self.backend.sql(_IN_FLIGHT), key, now)
+        return _load(row, int(in_flight))
 
     async def _store(self, connection: PoolConnectionProxy[Any], key: str, state: Bucket) -> None:
         limit = state.limit
