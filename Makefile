@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo bench bench-quick bench-memory clean
+.PHONY: test check lint typecheck pytest demo bench bench-quick bench-memory bench-distributed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-quick: $(BENCH_VENV)/.installed
 ## make bench-memory: the client's peak RSS streaming 10k, 100k and 1M followers
 bench-memory: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.bench_memory
+
+## make bench-distributed: 1, 2 and 4 crawl workers on one PostgreSQL; the shared limiters
+bench-distributed: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.bench_distributed
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

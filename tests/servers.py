@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 
 def missing(what: str, package: str) -> None:
     """Skip (or, in CI, fail) a test whose server ``what`` is not installed."""
+    # Imported here: the benchmarks start these servers too, where pytest is not installed.
+    import pytest
+
     reason = (
         f"no {what} on PATH: install Debian's package with 'apt-get install {package}' "
         "(as root), or run .ci/run, which does"
