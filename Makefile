@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo bench bench-quick bench-memory bench-distributed clean
+.PHONY: test check lint typecheck pytest demo demo-crawl bench bench-quick bench-memory bench-crawl bench-distributed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ pytest: $(VENV)/.dev-installed
 demo: $(VENV)/.installed
 	$(BIN)/python -m aiomasto demo
 
+## make demo-crawl: a crawl of a local fake fediverse, checked against its ground truth
+demo-crawl: $(VENV)/.installed
+	$(BIN)/python -m aiomasto demo crawl
+
 $(BENCH_BIN)/python:
 	$(PYTHON) -m venv $(BENCH_VENV)
 
@@ -62,6 +66,10 @@ bench-quick: $(BENCH_VENV)/.installed
 ## make bench-memory: the client's peak RSS streaming 10k, 100k and 1M followers
 bench-memory: $(VENV)/.dev-installed
 	$(BIN)/python -m benchmarks.bench_memory
+
+## make bench-crawl: the crawler over 10 fake instances, 200,000 edges; writes benchmarks/results-crawl.md
+bench-crawl: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python -m benchmarks.bench_crawl
 
 ## make bench-distributed: 1, 2 and 4 crawl workers on one PostgreSQL; the shared limiters
 bench-distributed: $(VENV)/.dev-installed

@@ -2,8 +2,10 @@
 
 ``aiomasto login <instance>`` signs you in (authorization code + PKCE; the redirect is caught on
 a loopback port, or paste the code with ``--oob``) and stores your token in a per-user file;
-``aiomasto whoami``, ``aiomasto accounts`` and ``aiomasto logout`` use it. ``aiomasto demo`` runs
-the seed flow against a local fake Mastodon.
+``aiomasto whoami``, ``aiomasto accounts`` and ``aiomasto logout`` use it. ``aiomasto crawl``
+crawls followers and following across the fediverse into an SQLite file (``aiomasto crawl
+--help``). ``aiomasto demo`` runs the seed flow against a local fake Mastodon, ``aiomasto demo
+crawl`` a crawl of a local fake fediverse.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from aiohttp import web
 
 from . import App, JsonFileTokenStore, Page, Session, __version__
 from .auth import OOB_REDIRECT_URI
+from .crawl import _cli as crawl_cli
 from .crawl import _worker_cli
+from .crawl._demo import demo_crawl
 from .entities import Account
 from .errors import MastodonError
 from .login import Authorizer
@@ -229,7 +233,7 @@ async def accounts(store: Path, instance: str | None) -> int:
 def _run(command: Coroutine[Any, Any, int]) -> int:
     try:
         return asyncio.run(command)
-    except (MastodonError, CommandError) as exc:
+    except (MastodonError, CommandError, crawl_cli.CrawlCommandError) as exc:
         print(f"aiomasto: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -269,7 +273,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--account", help="only this account id")
         with_store(command)
 
-    run = commands.add_parser("demo", help="run the seed flow against a local fake Mastodon")
+    crawling = commands.add_parser(
+        "crawl",
+        help="crawl followers and following across the fediverse into an SQLite file",
+        description="Crawl the followers and following of accounts, each on its home "
+        "instance, into an SQLite file; Ctrl-C stops after the page being stored, and "
+        "--resume continues. Example: aiomasto crawl @alice@example.social --relations both "
+        "--depth 1 --db crawl.sqlite --export csv",
+    )
+    crawl_cli.add_arguments(crawling)
+
+    run = commands.add_parser(
+        "demo",
+        help="run the seed flow against a local fake Mastodon ('demo crawl': a crawl of a "
+        "local fake fediverse)",
+    )
+    run.add_argument(
+        "flow",
+        nargs="?",
+        choices=("crawl",),
+        help="crawl: crawl a fake fediverse and check the result against its ground truth",
+    )
     run.add_argument("--followers", type=int, default=120, help="followers of the demo account")
     run.add_argument("--following", type=int, default=30, help="accounts it follows")
     run.add_argument("--limit", type=int, default=5, help="page size to ask for")
@@ -278,7 +302,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crawl-worker":
         return _run(_worker_cli.crawl_worker(args))
     if args.command == "demo":
+        if args.flow == "crawl":
+            return asyncio.run(demo_crawl())
         return asyncio.run(demo(args.followers, args.following, args.limit))
+    if args.command == "crawl":
+        try:
+            settings = crawl_cli.settings_from(
+                args, crawling, token_store=default_store_path(), app_name=CLI_APP_NAME
+            )
+        except crawl_cli.CrawlCommandError as exc:
+            print(f"aiomasto: {exc}", file=sys.stderr)
+            return 1
+        return _run(crawl_cli.crawl(settings))
     store = args.store or default_store_path()
     if args.command == "login":
         return _run(

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import typing
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
@@ -35,6 +36,7 @@ __all__ = [
     "decode_json_items",
     "decode_json_list",
     "decode_list",
+    "decode_page",
 ]
 
 T = TypeVar("T")
@@ -65,11 +67,27 @@ def _structure_bool(value: Any, _: type) -> bool:
     raise _WrongType(f"expected a boolean, got {_json_type(value)}")
 
 
+# A fraction of a second with more digits than the microseconds a datetime holds.
+_LONG_FRACTION = re.compile(r"[.,]\d{6}(\d)")
+
+
 @functools.lru_cache(maxsize=2048)
 def _from_iso(text: str) -> datetime:
     # Cached: Mastodon sends account creation dates at midnight and last-status dates, which
     # repeat across a crawl; a dictionary hit is cheaper than parsing them again.
-    parsed = datetime.fromisoformat(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # RFC 3339 allows a lowercase "t" and "z"; Python 3.11 reads only capitals.
+        parsed = datetime.fromisoformat(text.upper())
+    # Python drops the digits past the microsecond; rounded instead, as the speedups' strict
+    # decoder does, a value reads the same whichever path decodes it.
+    longer = _LONG_FRACTION.search(text)
+    if longer is not None and longer.group(1) >= "5":
+        try:
+            parsed += timedelta(microseconds=1)
+        except OverflowError:
+            raise ValueError(f"datetime out of range: {text[:40]!r}") from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
@@ -216,6 +234,146 @@ def _pick_json_loads() -> Callable[[bytes], Any]:
 
 
 _json_loads = _pick_json_loads()
+
+
+def _pick_msgspec() -> Any:
+    """msgspec when the ``speedups`` extra is installed: it decodes JSON straight into entities."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return msgspec
+
+
+_msgspec = _pick_msgspec()
+
+StrictDecoder = Callable[[bytes], list[Any] | None]
+
+
+_STRICT: dict[type, StrictDecoder | None] = {}
+
+
+def _strict_list_decoder(cls: type) -> StrictDecoder | None:
+    """The strict decoder for ``cls`` (:func:`_make_strict_list_decoder`), made once."""
+    try:
+        return _STRICT[cls]
+    except KeyError:
+        decoder = _STRICT[cls] = _make_strict_list_decoder(cls)
+        return decoder
+
+
+def _make_strict_list_decoder(cls: type) -> StrictDecoder | None:
+    """A decoder of a JSON array body into ``cls`` items that reads only what is plainly right.
+
+    msgspec parses the bytes straight into the entities, about twice as fast as parsing and
+    structuring. It is strict where the tolerant path is lenient (a null for a field with a
+    default, a numeric string for a count, a date where a datetime belongs, another server's
+    odd shape): it then returns ``None`` and the page is decoded again the tolerant way, which
+    keeps every rule and every :class:`DecodeError`. Where both succeed they agree: the one
+    difference, a datetime without a zone (read as UTC by the tolerant path), sends the page
+    the tolerant way too. ``None`` without msgspec, or for a class with a field it cannot read
+    as the tolerant path does (a mapping, for one).
+    """
+    if _msgspec is None or not _plain(cls, set()):
+        return None
+    decoder = _msgspec.json.Decoder(list[cls])  # type: ignore[valid-type]
+    naive = _naive_finder(cls)
+    failures = (_msgspec.DecodeError, RecursionError, ValueError, TypeError)
+
+    def decode(body: bytes) -> list[Any] | None:
+        try:
+            items: list[Any] = decoder.decode(body)
+        except failures:
+            return None
+        if naive is not None and any(map(naive, items)):
+            return None
+        return items
+
+    return decode
+
+
+def _field_types(cls: type) -> list[tuple[str, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(a.name, hints[a.name]) for a in attrs.fields(cls)]
+
+
+def _without_none(kind: Any) -> Any:
+    args = typing.get_args(kind)
+    if type(None) in args:
+        rest = [arg for arg in args if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else None
+    return kind
+
+
+def _plain(kind: Any, seen: set[type]) -> bool:
+    """Whether msgspec reads ``kind`` exactly as the fast path does, where it reads it at all."""
+    kind = _without_none(kind)
+    if kind in (str, int, bool, datetime, date):
+        return True
+    if _is_homogeneous_tuple(kind):
+        return _plain(typing.get_args(kind)[0], seen)
+    if isinstance(kind, type) and attrs.has(kind):
+        if kind in seen:
+            return True
+        seen.add(kind)
+        plain_fields = all(
+            a.init and not isinstance(a.default, attrs.Factory)  # type: ignore[arg-type]
+            for a in attrs.fields(kind)
+        )
+        return plain_fields and all(_plain(sub, seen) for _, sub in _field_types(kind))
+    return False
+
+
+def _naive_finder(cls: type) -> Callable[[Any], bool] | None:
+    """A function telling whether an entity holds a datetime without a zone, anywhere in it.
+
+    Generated flat, like the fast path's functions, since it runs on every item of a page;
+    ``None`` when ``cls`` holds no datetime at all.
+    """
+    namespace: dict[str, Any] = {}
+    lines: list[str] = []
+    pending, done = [cls], set()
+    while pending:
+        current = pending.pop()
+        if current in done:
+            continue
+        done.add(current)
+        body = []
+        for name, kind in _field_types(current):
+            kind = _without_none(kind)
+            inner = typing.get_args(kind)[0] if _is_homogeneous_tuple(kind) else kind
+            if inner is datetime:
+                body.append(f"    v = o.{name}")
+                body.append("    if v is not None and v.tzinfo is None: return True")
+            elif isinstance(inner, type) and attrs.has(inner) and _holds_datetime(inner, set()):
+                pending.append(inner)
+                check = f"_naive_{inner.__name__}"
+                if inner is kind:
+                    body.append(f"    v = o.{name}")
+                    body.append(f"    if v is not None and {check}(v): return True")
+                else:
+                    body.append(f"    for v in o.{name}:")
+                    body.append(f"        if {check}(v): return True")
+        lines += [f"def _naive_{current.__name__}(o):", *body, "    return False"]
+    if not _holds_datetime(cls, set()):
+        return None
+    exec(compile("\n".join(lines) + "\n", "<aiomasto naive datetimes>", "exec"), namespace)  # noqa: S102 - source built above from our own classes
+    finder: Callable[[Any], bool] = namespace[f"_naive_{cls.__name__}"]
+    return finder
+
+
+def _holds_datetime(cls: type, seen: set[type]) -> bool:
+    seen.add(cls)
+    for _, kind in _field_types(cls):
+        kind = _without_none(kind)
+        inner = typing.get_args(kind)[0] if _is_homogeneous_tuple(kind) else kind
+        if inner is datetime:
+            return True
+        nested = isinstance(inner, type) and attrs.has(inner) and inner not in seen
+        if nested and _holds_datetime(inner, seen):
+            return True
+    return False
+
 
 converter = _make_converter(detailed=False)
 """The converter for entities and stored records (unstructure with it too)."""
@@ -374,12 +532,30 @@ def decode_json(cls: type[T], body: bytes, **context: Any) -> T:
 
 def decode_json_list(cls: type[T], body: bytes, **context: Any) -> list[T]:
     """Parse and structure a JSON array body."""
-    return decode_list(cls, loads(body, cls.__name__, **context), **context)
+    items, _ = decode_json_items(cls, body, skip_undecodable=False, **context)
+    return items
 
 
 def decode_json_items(
     cls: type[T], body: bytes, *, skip_undecodable: bool, **context: Any
 ) -> tuple[list[T], tuple[DecodeError, ...]]:
-    """Parse a JSON array body and structure it as :func:`decode_items` does."""
-    data = loads(body, cls.__name__, **context)
-    return decode_items(cls, data, skip_undecodable=skip_undecodable, **context)
+    """Parse a JSON array body and structure it as :func:`decode_items` does.
+
+    With the ``speedups`` extra a page that is plainly right is decoded by msgspec in one
+    pass; any other page goes the tolerant way (see :func:`_make_strict_list_decoder`).
+    """
+    return decode_page(cls, body, skip_undecodable=skip_undecodable, context=lambda: context)
+
+
+def decode_page(
+    cls: type[T], body: bytes, *, skip_undecodable: bool, context: Callable[[], dict[str, Any]]
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    """:func:`decode_json_items`, asking for the errors' ``context`` only if one is made."""
+    strict = _strict_list_decoder(cls)
+    if strict is not None:
+        items = strict(body)
+        if items is not None:
+            return items, ()
+    place = context()
+    data = loads(body, cls.__name__, **place)
+    return decode_items(cls, data, skip_undecodable=skip_undecodable, **place)

@@ -94,7 +94,6 @@ class Transport:
         request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         http = self._client()
-        shown = redact_url(url)
         started = time.monotonic()
         # The error is raised after the except clauses, not inside them: aiohttp's exception
         # (whose request_info holds the request headers, the bearer token among them) must not
@@ -104,48 +103,57 @@ class Transport:
             async with http.request(
                 method,
                 url,
-                headers={"User-Agent": self._user_agent, **headers},
+                headers=headers if "User-Agent" in headers else self.with_agent(headers),
                 data=form,
                 allow_redirects=False,
                 timeout=request_timeout or self._timeout,
             ) as resp:
-                body = await self._read_body(resp, method, shown)
+                body = await self._read_body(resp, method, url)
                 response = RawResponse(
                     method=method, url=url, status=resp.status, headers=resp.headers, body=body
                 )
         except ResponseTooLarge as exc:
             failure = exc
         except (TimeoutError, aiohttp.ServerTimeoutError):
+            shown = redact_url(url)
             failure = RequestTimeout("the server did not answer in time", method=method, url=shown)
         except aiohttp.ClientPayloadError as exc:
             failure = ConnectionFailed(
                 f"the response body was cut off or malformed ({type(exc).__name__})",
                 method=method,
-                url=shown,
+                url=redact_url(url),
             )
         except aiohttp.ClientError as exc:
             failure = ConnectionFailed(
-                f"connection failed ({_describe(exc, headers, form)})", method=method, url=shown
+                f"connection failed ({_describe(exc, headers, form)})",
+                method=method,
+                url=redact_url(url),
             )
         if failure is not None:
-            log.debug("%s %s failed: %s", method, shown, type(failure).__name__)
+            log.debug("%s %s failed: %s", method, redact_url(url), type(failure).__name__)
             raise failure
-        log.debug(
-            "%s %s -> %d (%d bytes, %.0f ms)",
-            method,
-            shown,
-            response.status,
-            len(response.body),
-            (time.monotonic() - started) * 1000,
-        )
+        # The URL is redacted only for a line that is written: a crawl sends thousands.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s -> %d (%d bytes, %.0f ms)",
+                method,
+                redact_url(url),
+                response.status,
+                len(response.body),
+                (time.monotonic() - started) * 1000,
+            )
         return response
 
-    async def _read_body(self, resp: aiohttp.ClientResponse, method: str, shown: str) -> bytes:
+    def with_agent(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """``headers`` with this transport's ``User-Agent``, to build once and send often."""
+        return {"User-Agent": self._user_agent, **headers}
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
         """The whole body, or :class:`ResponseTooLarge` as soon as it outgrows the cap."""
         limit = self._max_size
         length = resp.content_length
         if length is not None and length > limit:
-            raise self._too_large(method, shown, f"it announces {length} bytes")
+            raise self._too_large(method, url, f"it announces {length} bytes")
         if length is not None and "Content-Encoding" not in resp.headers:
             # aiohttp reads exactly Content-Length bytes: the announced size is the size.
             return await resp.read()
@@ -155,15 +163,15 @@ class Transport:
         async for chunk in resp.content.iter_any():
             size += len(chunk)
             if size > limit:
-                raise self._too_large(method, shown, f"more than {limit} bytes arrived")
+                raise self._too_large(method, url, f"more than {limit} bytes arrived")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, method: str, shown: str, why: str) -> ResponseTooLarge:
+    def _too_large(self, method: str, url: URL, why: str) -> ResponseTooLarge:
         return ResponseTooLarge(
             f"the response body is larger than max_response_size={self._max_size} ({why})",
             method=method,
-            url=shown,
+            url=redact_url(url),
             limit=self._max_size,
         )
 

@@ -20,6 +20,7 @@ request of its bucket forever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -27,7 +28,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-from attrs import evolve
 from yarl import URL
 
 from ._protocol import RawResponse
@@ -86,12 +86,20 @@ def server_skew(headers: Mapping[str, str], now: float) -> float:
     value = headers.get("Date")
     if not value:
         return 0.0
-    try:
-        server_now = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
+    server_now = _http_date(value)
+    if server_now is None:
         return 0.0
     skew = server_now - now
     return skew if _SKEW_TOLERANCE < abs(skew) <= _ABSURD_SKEW else 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _http_date(value: str) -> float | None:
+    # Cached: the Date header changes once a second, and a crawl reads it on every response.
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -388,8 +396,9 @@ class RateLimiter:
 def _true_reset(report: RateLimit, raw: str) -> RateLimit:
     if report.reset is None or not _MASTODON_RESET.search(raw.strip()):
         return report
-    whole = datetime.fromtimestamp(math.floor(report.reset.timestamp()), UTC)
-    return evolve(report, reset=whole)
+    # A "Z" time: in UTC, so dropping the microseconds is flooring the timestamp.
+    whole = report.reset.replace(microsecond=0)
+    return RateLimit(limit=report.limit, remaining=report.remaining, reset=whole)
 
 
 def _least(estimate: int | None, reported: int) -> int:

@@ -111,6 +111,13 @@ class Requester:
         self._on_retry = on_retry
         self._sleep = sleep
         self._rng = random.Random()
+        self._default_per_attempt = _per_attempt(timeout)
+        # What a request with the token last used sends: its bucket key and headers, built
+        # once per token rather than once per request.
+        self._last_token: Token | None = None
+        self._last_owner = ""
+        self._last_headers = transport.with_agent({"Accept": "application/json"})
+        self._anonymous_headers = self._last_headers
 
     def check_origin(self, url: URL) -> None:
         """Refuse any URL the token must not go to (see :func:`aiomasto._urls.check_origin`)."""
@@ -135,17 +142,18 @@ class Requester:
         """
         retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
         kind = request_kind(method, url)
-        owner = Secret(token.access_token) if token else ""  # a bucket key that hides in a repr
+        owner, headers = self._credentials(token)
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
-        timeout = timeout or self._timeout
+        # Mastodon counts a paging request in the paging window *and* in the plain one of the
+        # token (or IP), and its headers show whichever has less room: the plain bucket is
+        # charged too, so the next plain request is not sent into a spent window. Its answer
+        # teaches that bucket nothing (the numbers may be the paging window's).
+        plain = self.limiter.bucket(owner, "api") if kind == "paging" else None
+        if timeout is None or timeout is self._timeout:
+            timeout, per_attempt = self._timeout, self._default_per_attempt
+        else:
+            per_attempt = _per_attempt(timeout)
         call = _Call(timeout.total or None)  # like aiohttp, a total of 0 means none
-        # aiohttp's own total would restart with every attempt: the deadline replaces it.
-        per_attempt = aiohttp.ClientTimeout(
-            connect=timeout.connect,
-            sock_connect=timeout.sock_connect,
-            sock_read=timeout.sock_read,
-            ceil_threshold=timeout.ceil_threshold,
-        )
         attempt = 0
         backed_off = 0.0
         limited = 0
@@ -158,11 +166,26 @@ class Requester:
                 except RequestTimeout as exc:
                     exc.attempts = attempt - 1
                     raise
+                if refused is None and plain is not None:
+                    try:
+                        refused = await self._take_budget(plain, "api", method, url, call)
+                    except BaseException:
+                        await self.limiter.give_back(bucket)
+                        raise
+                    if refused is not None:
+                        await self.limiter.give_back(bucket)
                 if refused is not None:
                     raise self._too_long(refused, method, url, failure, sent=attempt - 1)
             try:
                 response = await self._attempt(
-                    bucket, method, url, form=form, token=token, timeout=per_attempt, call=call
+                    bucket,
+                    method,
+                    url,
+                    form=form,
+                    headers=headers,
+                    timeout=per_attempt,
+                    call=call,
+                    also=plain,
                 )
             except TransportError as exc:
                 if isinstance(exc, ResponseTooLarge):
@@ -195,6 +218,21 @@ class Requester:
             await self._before_retry(attempt, delay, method, url, failure)
             await self._sleep(delay)
 
+    def _credentials(self, token: Token | None) -> tuple[str, Mapping[str, str]]:
+        """The bucket key (a string that hides in a repr) and the headers for ``token``."""
+        if token is None:
+            return "", self._anonymous_headers
+        if token is not self._last_token:
+            self._last_owner = Secret(token.access_token)
+            self._last_headers = self.transport.with_agent(
+                {
+                    "Accept": "application/json",
+                    "Authorization": Secret(f"Bearer {token.access_token}"),
+                }
+            )
+            self._last_token = token
+        return self._last_owner, self._last_headers
+
     async def _attempt(
         self,
         bucket: Bucket | None,
@@ -202,14 +240,17 @@ class Requester:
         url: URL,
         *,
         form: Mapping[str, str] | None,
-        token: Token | None,
+        headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
         call: _Call,
+        also: Bucket | None = None,
     ) -> RawResponse:
-        """One exchange within what is left of the deadline, holding the bucket's slot.
+        """One exchange within what is left of the deadline, holding the bucket's slot (and
+        the slot of ``also``, a second window the request counts in).
 
-        The slot goes back on every way out: with the answer, or without one (a transport
-        error, a foreign redirect, the deadline, a cancelled task).
+        The slots go back on every way out: with the answer, or without one (a transport
+        error, a foreign redirect, the deadline, a cancelled task). ``also`` learns nothing
+        from the answer: the request stays counted in it.
         """
         try:
             limit = asyncio.timeout_at(call.at)
@@ -217,7 +258,7 @@ class Requester:
             try:
                 async with limit:
                     response = await self._exchange(
-                        method, url, form=form, token=token, timeout=timeout
+                        method, url, form=form, headers=headers, timeout=timeout
                     )
             except TimeoutError:
                 if not limit.expired():
@@ -228,9 +269,13 @@ class Requester:
                 # aiohttp's frames, whose locals hold the request headers.
                 raise self._deadline_passed(method, url, call)
         except BaseException:
+            if also is not None:
+                await self.limiter.give_back(also)
             if bucket is not None:
                 await self.limiter.give_back(bucket)
             raise
+        if also is not None:
+            await self.limiter.give_back(also)
         if bucket is not None:
             await self.limiter.settle(bucket, response)
         return response
@@ -404,13 +449,10 @@ class Requester:
         url: URL,
         *,
         form: Mapping[str, str] | None,
-        token: Token | None,
+        headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout | None,
     ) -> RawResponse:
         """One request and its same-origin redirects; the final response, whatever its status."""
-        headers = {"Accept": "application/json"}
-        if token is not None:
-            headers["Authorization"] = Secret(f"Bearer {token.access_token}")
         for _ in range(_MAX_REDIRECTS + 1):
             # Checked here, on the final URL, whatever built it: a caller's path, a cursor, a
             # Link or a redirect. The token goes to the instance origin only.
@@ -432,6 +474,17 @@ class Requester:
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, form = "GET", None
         return response
+
+
+def _per_attempt(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    """``timeout`` for one attempt: aiohttp's own total would restart with every attempt, so
+    the call's deadline replaces it."""
+    return aiohttp.ClientTimeout(
+        connect=timeout.connect,
+        sock_connect=timeout.sock_connect,
+        sock_read=timeout.sock_read,
+        ceil_threshold=timeout.ceil_threshold,
+    )
 
 
 def _is_oauth(url: URL) -> bool:

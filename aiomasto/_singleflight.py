@@ -26,6 +26,11 @@ class SingleFlight(Generic[T]):
     def __init__(self) -> None:
         self._running: asyncio.Task[T] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether an attempt is under way (a call to :meth:`run` now would wait for it)."""
+        return self._running is not None
+
     async def run(self, attempt: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """The outcome of the attempt under way, or of ``attempt()`` started now."""
         task = self._running

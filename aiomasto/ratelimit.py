@@ -63,10 +63,11 @@ def _int(value: str | None) -> int | None:
 def parse_reset(value: str) -> datetime | None:
     """Parse ``X-RateLimit-Reset``: ISO 8601 (any fraction, ``Z`` or offset) or epoch seconds."""
     text = value.strip()
-    try:
-        return datetime.fromtimestamp(float(text), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
+    if ":" not in text:  # float() never reads a colon: an ISO time is not tried (and raised)
+        try:
+            return datetime.fromtimestamp(float(text), UTC)
+        except (ValueError, OverflowError, OSError):
+            pass
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

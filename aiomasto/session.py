@@ -14,7 +14,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from ._converter import decode_json, decode_json_items, decode_json_list
+from ._converter import decode_json, decode_json_list, decode_page
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import LimiterBackend, RateLimiter
 from ._protocol import RawResponse
@@ -52,6 +52,8 @@ DEFAULT_RETRY = Retry()
 # reset's margin; anything longer (a reset in 2100, a day-long family limit) is not a wait
 # to sleep through unannounced.
 DEFAULT_MAX_WAIT = 960.0
+# Link URLs read last, by cursor: enough for the pages a few concurrent walks fetch next.
+_LINK_URLS = 64
 
 
 class Session:
@@ -133,6 +135,7 @@ class Session:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.instance: URL = normalise_instance(instance, allow_insecure_http=allow_insecure_http)
+        self._link_urls: dict[str, URL] = {}
         self._app = app
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
         if access_token is not None and (type(access_token) is not str or not access_token.strip()):
@@ -323,8 +326,8 @@ class Session:
         next_cursor = self._cursor(links.get("next"), response.url)
         prev_cursor = self._cursor(links.get("prev"), response.url)
         try:
-            items, skipped = decode_json_items(
-                cls, response.body, skip_undecodable=skip_undecodable, **response.context()
+            items, skipped = decode_page(
+                cls, response.body, skip_undecodable=skip_undecodable, context=response.context
             )
         except DecodeError as exc:
             exc.cursor, exc.next_cursor, exc.prev_cursor = cursor, next_cursor, prev_cursor
@@ -515,6 +518,10 @@ class Session:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+        if not params:
+            known = self._link_urls.get(path)
+            if known is not None:
+                return known
         url = instance_url(self.instance, path)
         return url.update_query(params) if params else url
 
@@ -529,7 +536,14 @@ class Session:
                 cursor=relative_cursor(base),
             ) from None
         self._requester.check_origin(url)
-        return relative_cursor(url)
+        cursor = relative_cursor(url)
+        if url.raw_authority == self.instance.raw_authority and not url.raw_fragment:
+            # Spelled as the instance is, the URL is the one instance_url() would build from
+            # the cursor: kept, a walk does not parse and join it again to fetch the page.
+            self._link_urls[cursor] = url
+            if len(self._link_urls) > _LINK_URLS:
+                del self._link_urls[next(iter(self._link_urls))]
+        return cursor
 
     async def _send(
         self,

@@ -94,6 +94,7 @@ _NOUNS = (  # noqa: SIM905 - a word list reads best as words
 _NOUN_BYTES = [noun.encode() for noun in _NOUNS]
 _DOMAINS = ("mastodon.social", "fosstodon.org", "hachyderm.io", "mstdn.jp", "chaos.social")
 _NAME_SUFFIXES = (" :blobcat:", "", " 🦦", " (they/them)", "", " ☕ :blobcat:")
+_EMOJIS = (("blobcat", "5f1e9a7c3b2d4e6f"), ("flag_eu", "a03c9e1d7b5f2846"))
 _NOTES = (
     '<p>Birdwatcher, sourdough baker and occasional <a href="{home}/tags/python" '
     'class="mention hashtag" rel="tag">#<span>Python</span></a> hacker. Café every '
@@ -191,13 +192,15 @@ def _account_document(variant: int, base: str) -> dict[str, object]:
         "show_media": True,
         "show_media_replies": variant % 3 != 2,
         "show_featured": True,
+        # One or two custom emojis, as in real names and notes.
         "emojis": [
             {
-                "shortcode": "blobcat",
-                "url": f"{emoji}/original/5f1e9a7c3b2d4e6f.png",
-                "static_url": f"{emoji}/static/5f1e9a7c3b2d4e6f.png",
+                "shortcode": shortcode,
+                "url": f"{emoji}/original/{image}.png",
+                "static_url": f"{emoji}/static/{image}.png",
                 "visible_in_picker": True,
             }
+            for shortcode, image in _EMOJIS[: 1 + variant % 2]
         ],
     }
     if local:
@@ -206,7 +209,7 @@ def _account_document(variant: int, base: str) -> dict[str, object]:
     if local:
         moderator = {"id": "3", "name": "Moderator", "color": "#6364ff"}
         doc["roles"] = [moderator] if variant % 8 == 0 else []
-    doc["fields"] = [
+    fields: list[dict[str, object]] = [
         {
             "name": "Website",
             "value": '<a href="https://{{username}}.example.net" target="_blank" rel="nofollow '
@@ -216,6 +219,9 @@ def _account_document(variant: int, base: str) -> dict[str, object]:
         },
         {"name": "Pronouns", "value": "they/them", "verified_at": None},
     ]
+    if variant % 3 == 0:  # two or three fields
+        fields.append({"name": "Location", "value": "Lisbon 🇵🇹", "verified_at": None})
+    doc["fields"] = fields
     return doc
 
 

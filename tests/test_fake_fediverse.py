@@ -387,7 +387,7 @@ async def test_limited_federation_needs_a_user_token(web: Start) -> None:
     closed = fedi.add_instance("closed.example", limited_federation=True)
     fedi.add_account("dora@closed.example")
     dora = fedi.account_id("dora@closed.example")
-    app_token = closed.issue_user_token(dora)  # a user token...
+    user_token = closed.issue_user_token(dora)
     app = closed.register_app(scopes="read")
     client = await web(fedi)
     base = "http://closed.example"
@@ -411,7 +411,7 @@ async def test_limited_federation_needs_a_user_token(web: Start) -> None:
         anonymous = await client.get(url)
         assert (anonymous.status, anonymous.json()) == (401, LFM_401)
         assert (await client.get(url, app_only)).status == 401
-        assert (await client.get(url, app_token)).status == 200
+        assert (await client.get(url, user_token)).status == 200
     assert (await client.get(f"{base}/api/v1/apps/verify_credentials", app_only)).status == 401
 
     v2 = await client.get(f"{base}/api/v2/instance")

@@ -383,3 +383,28 @@ async def test_a_slow_pace_is_noted_once_per_window(caplog: pytest.LogCaptureFix
                     await masto.request("GET", world.path)
     notes = [r for r in caplog.records if r.levelno == logging.INFO and "pacing" in r.message]
     assert len(notes) == 1
+
+
+@pytest.mark.parametrize("policy", ["wait", "pace"])
+async def test_paging_requests_are_counted_in_the_plain_window_too(
+    policy: aiomasto.RateLimitPolicy,
+) -> None:
+    # Mastodon counts a request with max_id in the paging window and in the plain one: the walk
+    # (1 plain request, then 8 with max_id) leaves 1 of the plain window's 10, so of the three
+    # lookups sent together after it, two wait for the next window instead of getting a 429.
+    vt = VirtualTime()
+    server = FakeMastodon(
+        clock=vt.clock,
+        enforce_rate_limit=True,
+        limits=Limits(per_ip=(10, 300.0), paging=(100, 900.0)),
+    )
+    alice = server.add_account("alice")
+    server.add_followers(alice, 8 * 40)
+    async with (
+        server.run() as url,
+        Session(url, clock=vt.clock, sleep=vt.sleep, rate_limit=policy) as masto,
+    ):
+        walked = [account.id async for account in masto.followers(alice)]
+        await asyncio.gather(*(masto.lookup("alice") for _ in range(3)))
+    assert len(walked) == 8 * 40
+    assert server.throttled == 0

@@ -20,6 +20,7 @@ Example::
 (``aiomasto crawl-worker``); :func:`open_sink` picks one from ``--db``.
 """
 
+from aiomasto._http import StaticResolver
 from aiomasto._postgres import redact_dsn
 
 from ._engine import Crawler, CrawlProgress, CrawlSummary
@@ -70,6 +71,7 @@ __all__ = [
     "Relation",
     "ResumeState",
     "SqliteCrawlSink",
+    "StaticResolver",
     "Target",
     "Unit",
     "UnitKey",

@@ -88,7 +88,9 @@ class CrawlSummary:
     """What a :meth:`Crawler.run` did: ``print(summary)`` fits one screen.
 
     ``outcomes`` counts the lists finished in this run by outcome, ``units_done`` every
-    finished list of the crawl. ``instances`` is what was learnt of each API host.
+    finished list of the crawl. ``edges`` and ``accounts`` are what the sink holds, distinct,
+    when it can count them (``stats()``: SQLite, memory), else what was handed to it.
+    ``instances`` is what was learnt of each API host.
     """
 
     outcomes: Mapping[str, int]
@@ -143,8 +145,8 @@ class Crawler:
       any one list (the list's outcome is then ``capped``). An account that moved has its
       new account walked too, at the same depth.
     - ``concurrency``: walks fetching at once (default 16); ``per_instance`` at once on one
-      instance (default 4). A walk waiting for its instance (rate limit, backoff) gives its
-      global slot back.
+      instance (default 4), and as many WebFinger requests at once to one handle domain. A
+      walk waiting for its instance (rate limit, backoff) gives its global slot back.
     - Credentials: anonymous first; where an instance refuses, an app token (the app
       ``app_name`` registered once per instance and kept in ``store``, a
       :class:`~aiomasto.TokenStore`, in memory by default: give a file store to reuse it
@@ -295,6 +297,7 @@ class Crawler:
             allow_insecure_http=self._allow_insecure_http,
             count_request=self._count_request,
             sleep_released=self._instances.sleep_released,
+            per_domain=self._per_instance,
         )
         self._entered = True
         return self
@@ -357,12 +360,22 @@ class Crawler:
                 self._pending = state.pending
                 self._edges = state.edges
                 await self._crawl(state.accounts_queued == 0)
+                await self._count_stored()
             finally:
                 await self._settle_commits()
                 await self._sink.close()
         finally:
             self._running = False
         return self._summary()
+
+    async def _count_stored(self) -> None:
+        """Take the distinct edges and accounts the sink holds, when it can count them: an
+        edge seen from both of its ends, or a page fetched again, was handed over twice."""
+        stats = getattr(self._sink, "stats", None)
+        if stats is None:
+            return
+        stored = await stats()
+        self._edges, self._accounts = int(stored.edges), int(stored.accounts)
 
     async def _crawl(self, fresh: bool) -> None:
         reporter = None
@@ -574,15 +587,15 @@ class Crawler:
             self._reserved_domain[_domain(key)] -= 1
 
     def _room_for(self, key: str) -> bool:
-        if (
-            self._max_accounts is not None
-            and self._accounts_queued + self._reserved >= self._max_accounts
-        ):
+        # The stored plan's caps: a resumed crawl keeps those it was started with.
+        assert self._plan is not None
+        max_accounts, max_per_instance = self._plan.max_accounts, self._plan.max_per_instance
+        if max_accounts is not None and self._accounts_queued + self._reserved >= max_accounts:
             return False
         domain = _domain(key)
         return (
-            self._max_per_instance is None
-            or self._per_domain[domain] + self._reserved_domain[domain] < self._max_per_instance
+            max_per_instance is None
+            or self._per_domain[domain] + self._reserved_domain[domain] < max_per_instance
         )
 
     def _discover(

@@ -25,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from aiomasto._converter import loads
+from aiomasto._http import Transport
 from aiomasto._limiter import LimiterBackend
 from aiomasto._protocol import RawResponse
 from aiomasto._singleflight import SingleFlight
@@ -120,6 +121,9 @@ class Instance:
     async def detect(self) -> ServerInfo:
         """NodeInfo, then the instance endpoint: once per crawl, shared by every walk."""
         if self.info is None:
+            if self._detect.running:
+                # Another walk detects it: wait without the global slot (see Instances.released).
+                return await self._owner.released(self._detect.run(self._detect_now))
             self.info = await self._detect.run(self._detect_now)
         return self.info
 
@@ -217,14 +221,15 @@ class Instance:
         if level == "none" and not (self.info and self.info.quirks.needs_user_token):
             self.level = "app"
             log.info("%s refuses anonymous reads (%s); using an app token", self.host, why)
-            return
-        if level != "user" and await self._user() is not None:
+        elif level != "user" and await self._user() is not None:
             self.level = "user"
             log.info("%s wants a user (%s); using the user token given for it", self.host, why)
-            return
-        self.auth_problem = f"needs credentials the crawl does not have ({why})"
-        await self._owner.save(self.record())
-        raise AuthRequired(f"{self.host} {self.auth_problem}")
+        else:
+            self.auth_problem = f"needs credentials the crawl does not have ({why})"
+            await self._owner.save(self.record())
+            raise AuthRequired(f"{self.host} {self.auth_problem}")
+        if self.info is not None:
+            await self._owner.save(self.record())  # the credentials it takes are news too
 
     async def _session_for(self, level: AuthLevel) -> Session:
         if level == "user":
@@ -347,32 +352,52 @@ class Instances:
     async def save(self, record: InstanceRecord) -> None:
         await self._save(record)
 
-    @contextlib.asynccontextmanager
-    async def turn(self, instance: Instance) -> AsyncIterator[None]:
-        """Hold one of the instance's own slots (``per_instance``).
+    def turn(self, instance: Instance) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one of the instance's own slots (``per_instance``); see :meth:`hold`."""
+        return self.hold(instance.semaphore)
 
-        A walk that must wait for one gives its global slot back meanwhile: the instance is
-        busy, others are not.
+    @contextlib.asynccontextmanager
+    async def hold(self, semaphore: asyncio.Semaphore) -> AsyncIterator[None]:
+        """Hold ``semaphore`` (an instance's or a domain's own slots).
+
+        A walk that must wait for it gives its global slot back meanwhile: that instance or
+        domain is busy, others are not.
         """
         slot = current_slot.get()
-        if instance.semaphore.locked() and slot is not None and slot.held:
+        if semaphore.locked() and slot is not None and slot.held:
             slot.release()
             self.parked(1)
             try:
-                await instance.semaphore.acquire()
+                await semaphore.acquire()
             finally:
                 self.parked(-1)
             try:
                 await slot.acquire()
             except BaseException:
-                instance.semaphore.release()
+                semaphore.release()
                 raise
         else:
-            await instance.semaphore.acquire()
+            await semaphore.acquire()
         try:
             yield
         finally:
-            instance.semaphore.release()
+            semaphore.release()
+
+    async def released(self, waiting: Awaitable[T]) -> T:
+        """Await another walk's work (a resolution, a detection) without holding the calling
+        walk's global slot: that work may itself be waiting for a slot, and a walk must
+        never hold one while it waits on something that does (that is a deadlock)."""
+        slot = current_slot.get()
+        if slot is None or not slot.held:
+            return await waiting
+        slot.release()
+        self.parked(1)
+        try:
+            result = await waiting
+        finally:
+            self.parked(-1)
+        await slot.acquire()
+        return result
 
     async def sleep_released(self, seconds: float) -> None:
         """Sleep without holding the calling walk's global slot."""
@@ -401,7 +426,6 @@ class Instances:
             instance.waiting_until = self.clock() + event.seconds
 
         def on_retry(event: Retrying) -> None:
-            self.count_request(1)
             self.note_error(f"{instance.host}: {event.error}; retry {event.attempt}")
 
         async def sleep(seconds: float) -> None:
@@ -411,7 +435,7 @@ class Instances:
                 if instance.waiting_until is not None and instance.waiting_until <= self.clock():
                     instance.waiting_until = None
 
-        session = _CountingSession(
+        return _CountingSession(
             instance.api_base,
             app=app,
             store=store,
@@ -426,9 +450,8 @@ class Instances:
             on_retry=on_retry,
             clock=self.clock,
             sleep=sleep,
+            count_request=self.count_request,
         )
-        session.count_request = self.count_request
-        return session
 
     async def user_session(self, instance: Instance) -> Session | None:
         """A user Session for the instance: a token given for it, else a stored login."""
@@ -459,21 +482,39 @@ class Instances:
 
 
 class _CountingSession(Session):
-    """A Session that counts the requests it sends, for the crawl's requests/s."""
+    """A Session that counts every request it sends, for the crawl's requests/s: retries,
+    redirects and token requests included (each one is a call to its transport)."""
 
-    count_request: Callable[[int], None]
+    def __init__(self, *args: Any, count_request: Callable[[int], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._requester.transport = _CountingTransport(self._requester.transport, count_request)
 
-    async def request(
+
+class _CountingTransport(Transport):
+    """Counts each request, then hands it to the Session's own transport (which the Session
+    still opens and closes itself)."""
+
+    def __init__(self, inner: Transport, count: Callable[[int], None]) -> None:
+        # Nothing of Transport's own state is used: every request goes to ``inner``.
+        self._inner = inner
+        self._count = count
+
+    async def send(
         self,
         method: str,
-        path: str,
+        url: URL,
         *,
-        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
         form: Mapping[str, str] | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
+        request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
-        self.count_request(1)
-        return await super().request(method, path, params=params, form=form, timeout=timeout)
+        self._count(1)
+        return await self._inner.send(
+            method, url, headers=headers, form=form, request_timeout=request_timeout
+        )
+
+    def with_agent(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return self._inner.with_agent(headers)
 
 
 def _brief(exc: BaseException) -> str:

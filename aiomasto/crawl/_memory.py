@@ -20,6 +20,7 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._sqlite import CrawlStats
 
 __all__ = ["MemoryCrawlSink"]
 
@@ -92,6 +93,19 @@ class MemoryCrawlSink:
             units_done=len(self.results),
         )
 
+    async def stats(self) -> CrawlStats:
+        """Counts, as :meth:`SqliteCrawlSink.stats <aiomasto.crawl.SqliteCrawlSink.stats>`
+        gives them (with ``keep_results=False``: accounts and edges committed, not distinct)."""
+        outcomes: Counter[str] = Counter(result.outcome for result in self.results.values())
+        return CrawlStats(
+            pending=len(self.units) - len(self.results),
+            done=len(self.results),
+            outcomes=dict(outcomes),
+            edges=self.edge_count,
+            accounts=len(self.accounts) if self.keep_results else self.account_writes,
+            instances=len(self.instances),
+        )
+
     async def claim(self, limit: int) -> Sequence[Unit]:
         self._check_open()
         claimed: list[Unit] = []
@@ -162,6 +176,7 @@ class MemoryCrawlSink:
             api_base=commit.api_base or unit.api_base,
             account_id=commit.account_id or unit.account_id,
             found=unit.found + len(commit.accounts),
+            skipped=unit.skipped + commit.skipped,
             pages=unit.pages + (1 if commit.accounts or commit.result is None else 0),
         )
         if commit.result is not None:

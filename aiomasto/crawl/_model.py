@@ -93,9 +93,9 @@ class Unit:
     ``target`` is how the account was named (a handle, a profile URL or ``instance#id``):
     the engine resolves it on first use. ``cursor`` is the next page to fetch (relative to
     ``api_base``), ``None`` before the first page. ``depth`` is 0 for seeds, n for an account
-    found n hops away. ``found`` counts the accounts listed so far, ``pages`` the pages.
-    Once resolved, ``api_base`` (``https://host``) and ``account_id`` (the local id there)
-    are known.
+    found n hops away. ``found`` counts the accounts listed so far, ``pages`` the pages and
+    ``skipped`` the listed accounts that could not be decoded. Once resolved, ``api_base``
+    (``https://host``) and ``account_id`` (the local id there) are known.
     """
 
     key: UnitKey
@@ -106,6 +106,7 @@ class Unit:
     account_id: str | None = None
     found: int = 0
     pages: int = 0
+    skipped: int = 0
 
 
 @frozen(kw_only=True)
@@ -149,7 +150,9 @@ class ListResult:
 
     ``claimed`` is the profile's ``followers_count``/``following_count`` on the home
     instance (``None`` if the account could not be read); ``found`` how many the walk listed.
-    ``detail`` says why in words (an error message, never a secret).
+    ``skipped`` counts listed accounts that could not be decoded (left out, the walk went
+    on; ``detail`` says so too). ``detail`` says why in words (an error message, never a
+    secret).
     """
 
     outcome: Outcome
@@ -158,6 +161,7 @@ class ListResult:
     detail: str = ""
     moved_to: str | None = None
     finished_at: datetime | None = None
+    skipped: int = 0
 
 
 @frozen(kw_only=True)
@@ -168,7 +172,8 @@ class PageCommit:
     set on the page that ends the list, so the last page and the outcome land together.
     ``units`` are lists discovered on this page (breadth-first expansion); the sink adds the
     ones it does not have yet. ``accounts`` are upserted, ``edges`` inserted once.
-    ``api_base`` and ``account_id`` are stored with the unit's progress when given. A list
+    ``api_base`` and ``account_id`` are stored with the unit's progress when given;
+    ``skipped`` counts the page's listed accounts that could not be decoded. A list
     that ends before any page (hidden, gone, unreachable...) is one commit with no accounts,
     no edges, ``cursor=None`` and its ``result``.
     """
@@ -181,6 +186,7 @@ class PageCommit:
     edges: Sequence[Edge] = ()
     result: ListResult | None = None
     units: Sequence[Unit] = ()
+    skipped: int = 0
 
 
 @frozen(kw_only=True)

@@ -19,6 +19,7 @@ reason, never an exception out of the crawl.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import OrderedDict
@@ -113,6 +114,7 @@ class Resolver:
         allow_insecure_http: bool,
         count_request: Callable[[int], None],
         sleep_released: Callable[[float], Any],
+        per_domain: int = 4,
     ) -> None:
         self._instances = instances
         self._transport = transport
@@ -123,6 +125,10 @@ class Resolver:
         self._cache: OrderedDict[str, Resolution] = OrderedDict()
         self._flights: dict[str, SingleFlight[Resolution]] = {}
         self._domain_failures: dict[str, tuple[int, str]] = {}
+        # WebFinger and host-meta requests to one handle domain at once: as many as one
+        # instance gets (a seed file of 10,000 handles on one domain opens a few at a time).
+        self._per_domain = per_domain
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
     async def resolve(
         self,
@@ -142,7 +148,14 @@ class Resolver:
         if cached is not None:
             self._cache.move_to_end(cache_key)
             return cached
-        flight = self._flights.setdefault(cache_key, SingleFlight())
+        flight = self._flights.get(cache_key)
+        if flight is not None:
+            # Another walk is resolving it: wait for that answer without holding a global
+            # slot, which the other walk may need to finish (it may be waiting for one).
+            return await self._instances.released(
+                flight.run(lambda: self._resolve(target, api_base, account_id, key))
+            )
+        flight = self._flights[cache_key] = SingleFlight()
         try:
             resolution = await flight.run(lambda: self._resolve(target, api_base, account_id, key))
         finally:
@@ -221,7 +234,7 @@ class Resolver:
                 )
             data = await self._api_json(instance, f"/api/v1/accounts/lookup?acct={quote(username)}")
         except NotFound:
-            raise _Failed("unresolved", f"{instance.host} has no account {username!r}") from None
+            raise await self._missing(instance, username, domain) from None
         profile = _profile(data)
         account = profile.account
         if account.username.lower() != username.lower():
@@ -237,6 +250,16 @@ class Resolver:
             account_id=account.id,
             profile=profile,
         )
+
+    async def _missing(self, instance: Instance, username: str, domain: str) -> _Failed:
+        """Why a lookup found no account WebFinger had vouched for: deleted in between
+        (WebFinger, asked again, now says so), or a server that contradicts itself."""
+        try:
+            await self._webfinger(username, domain)
+        except _Failed as failed:
+            if failed.outcome == "gone":
+                return _Failed("gone", f"{instance.host}: lookup answered 404; {failed.detail}")
+        return _Failed("unresolved", f"{instance.host} has no account {username!r}")
 
     async def _by_id(self, key: str, api_base: str, account_id: str) -> Resolution:
         instance = self._instances.get(api_base)
@@ -346,9 +369,13 @@ class Resolver:
     async def _send(self, url: URL, domain: str, accept: str) -> RawResponse:
         last = ""
         for attempt in range(2):
-            self._count(1)
+            gate = self._gates.get(domain)
+            if gate is None:
+                gate = self._gates[domain] = asyncio.Semaphore(self._per_domain)
             try:
-                response = await self._transport.send("GET", url, headers={"Accept": accept})
+                async with self._instances.hold(gate):
+                    self._count(1)
+                    response = await self._transport.send("GET", url, headers={"Accept": accept})
             except TransportError as exc:
                 last = str(exc)
                 if "larger than" in last:

@@ -175,7 +175,7 @@ class ListWalk:
             account.followers_count if self.relation == "followers" else account.following_count
         )
         self.found = unit.found
-        self.skipped = 0
+        self.skipped = unit.skipped
         self.moved_to = None
         if account.moved is not None:
             moved = account.moved.acct
@@ -197,8 +197,12 @@ class ListWalk:
         except AuthRequired as exc:
             return await self._finish("auth_required", str(exc))
         except (NotFound, Gone) as exc:
+            # GoToSocial answers 404 for a suspended account and for one that blocks the
+            # crawl's user (§3.1); the profile, read again, tells them from a deletion.
+            now = await self._recheck()
+            if now is not None:
+                return await self._finish(now[0], now[1])
             if self.info.software == "gotosocial" and isinstance(exc, NotFound):
-                # GoToSocial answers 404 for an account that blocks the crawl's user (§3.1).
                 return await self._finish("blocked", f"{self.instance.host}: {exc.error}")
             return await self._finish("gone", f"{self.instance.host}: {exc}")
         except (PaginationError, OriginError) as exc:
@@ -220,7 +224,8 @@ class ListWalk:
             ids = tuple(account.id for account in page.items)
             fresh = [account for account in page.items if account.id not in seen_ids]
             seen_ids.update(ids)
-            self.skipped += len(page.skipped)
+            skipped = len(page.skipped)
+            self.skipped += skipped
             over = False
             if self.max_per_list is not None and self.found + len(fresh) > self.max_per_list:
                 over = True
@@ -244,7 +249,7 @@ class ListWalk:
             result = None
             if step.cursor is None:
                 result = await self._result(step)
-            await self._commit_page(fresh, step.cursor, result)
+            await self._commit_page(fresh, step.cursor, result, skipped)
             if result is not None:
                 return result
             cursor = step.cursor
@@ -269,6 +274,12 @@ class ListWalk:
     async def _result(self, step: Step) -> ListResult:
         if step.outcome is not None:
             return self._list_result(step.outcome, step.detail)
+        if self.claimed is not None and 0 < self.found < self.claimed:
+            # A list that ends short of its claim may have been cut by a suspension or a
+            # deletion under way (Mastodon then answers 200 [], §3.1): the profile says.
+            now = await self._recheck()
+            if now is not None:
+                return self._list_result(*now)
         if self.moved_to is not None:
             return self._list_result("moved", f"moved to {self.moved_to}")
         blocked = False
@@ -281,6 +292,21 @@ class ListWalk:
         elif outcome == "blocked":
             detail = "the account blocks the crawl's user"
         return self._list_result(outcome, detail)
+
+    async def _recheck(self) -> tuple[Outcome, str] | None:
+        """The account read again: ``("gone", why)`` or ``("suspended", why)`` if it is now,
+        else ``None``."""
+        assert self.resolution.account_id is not None
+        path = f"/api/v1/accounts/{quote(self.resolution.account_id, safe='')}"
+        try:
+            account = await self.instance.read(lambda session: session.get_json(Account, path))
+        except (NotFound, Gone) as exc:
+            return "gone", f"{self.instance.host}: the account is gone ({exc.status})"
+        except MastodonError:
+            return None
+        if account.suspended:
+            return "suspended", "the account was suspended during the walk"
+        return None
 
     async def _blocked_by(self) -> bool:
         """Whether the crawl's user is blocked by the account (a user token is in use)."""
@@ -303,6 +329,7 @@ class ListWalk:
             detail=detail,
             moved_to=self.moved_to,
             finished_at=datetime.fromtimestamp(self._clock(), UTC),
+            skipped=self.skipped,
         )
 
     async def _finish(self, outcome: Outcome, detail: str) -> ListResult:
@@ -312,7 +339,11 @@ class ListWalk:
         return result
 
     async def _commit_page(
-        self, accounts: Sequence[Account], cursor: str | None, result: ListResult | None
+        self,
+        accounts: Sequence[Account],
+        cursor: str | None,
+        result: ListResult | None,
+        skipped: int = 0,
     ) -> None:
         records = [
             account_record(account, domain=self.domain, seen_on=self.instance.api_base)
@@ -339,5 +370,6 @@ class ListWalk:
                 edges=edges,
                 result=result,
                 units=units,
+                skipped=skipped,
             )
         )

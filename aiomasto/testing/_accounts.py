@@ -107,7 +107,7 @@ def lookup(ctx: Ctx) -> web.Response:
     if rule == "first_hit":
         account = ctx.state.search_first(username) if username else None
         if account is None:
-            raise Halt(json_response(401, {"error": "NO_SUCH_USER"}))
+            raise Halt(answer(ctx.flavor.lists.not_found))
         return _account_response(ctx, account)
     if domain is not None and _is_local_domain(ctx, domain):
         domain = None

@@ -179,7 +179,9 @@ class FakeFediverse:
         """
         with self._lock:
             key = self._key(handle)
-            return self._id_on(key, _host_name(on) if on else self._home(key))
+            account_id = self._id_on(key, _host_name(on) if on else self._home(key))
+            self._sync_counts(key)
+            return account_id
 
     def user_token(self, handle: str, scopes: str = "read") -> str:
         """A user token of the account, on its home instance.
@@ -225,6 +227,7 @@ class FakeFediverse:
             source, target = self._key(old), self._key(new)
             for domain in [self._home(source), *self._copies[source]]:
                 self._servers[domain].move(self._id_on(source, domain), self._id_on(target, domain))
+            self._sync_counts(target)
 
     def suspend(self, handle: str) -> None:
         """Suspend the account on its home and on every instance that knows it."""
@@ -312,12 +315,18 @@ class FakeFediverse:
                     created.append(self.add_account(f"{prefix}{n}@{domain}").lower())
                     n += 1
             wanted = min(follows_per_account, len(created) - 1)
+            rows: dict[str, list[tuple[str, str]]] = {domain: [] for domain in self._servers}
             for key in created:
                 picked = 0
                 for target in rng.sample(created, min(wanted + 1, len(created))):
                     if target != key and picked < wanted:
-                        self._follow(key, target)
+                        for domain in {self._home(key), self._home(target)}:
+                            rows[domain].append(
+                                (self._id_on(key, domain), self._id_on(target, domain))
+                            )
                         picked += 1
+            for domain, pairs in rows.items():
+                self._servers[domain]._follow_many(pairs)
             for key in self._local:
                 self._sync_counts(key)
         return created
@@ -450,6 +459,7 @@ class FakeFediverse:
         return copies[domain]
 
     def _make_copy(self, key: str, domain: str) -> str:
+        # Its counts come from _sync_counts, which every public caller runs afterwards.
         home = self._servers[self._home(key)]
         server = self._server(domain)
         local_id = self._local[key]
@@ -458,17 +468,14 @@ class FakeFediverse:
         base = f"http://{home.web_domain or home.domain}"
         # Mastodon hides both lists of a remote account whose collections lack ``first``;
         # Akkoma keeps ``first`` on hidden collections, so its accounts look open elsewhere.
-        copy_id = server.add_account(
+        return server._add_remote(
             username,
-            domain=self._home(key),
+            self._home(key),
             uri=f"{base}/users/{username}",
             url=f"{base}/@{username}",
-            hide_collections=record.hide_collections and home.flavor != "akkoma",
+            hidden=record.hide_collections and home.flavor != "akkoma",
             suspended=record.suspended,
         )
-        followers, following = home.counts(local_id)
-        server.set_counts(copy_id, followers=followers, following=following)
-        return copy_id
 
     def _follow(self, source: str, target: str) -> None:
         for domain in {self._home(source), self._home(target)}:

@@ -180,6 +180,7 @@ class ListRules:
     suspended: Literal["empty", "not_found", "listed"]
     # A target that blocks the viewer (or, on GoToSocial, a block either way).
     blocked: Literal["empty", "not_found", "listed"]
+    # The answer of those 404s (Sharkey: its shim's 401 for a lookup without a hit).
     not_found: Answer
     # "mastodon": ``user@LOCAL_DOMAIN`` is local, ``user@WEB_DOMAIN`` is not; "any_host":
     # both are (GoToSocial); "web_domain": only the API host (Akkoma); "none": no lookup

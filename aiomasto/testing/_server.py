@@ -206,10 +206,13 @@ class FakeMastodon:
     :meth:`authorize` for tests without a browser), OAuth tokens (client credentials,
     authorization code with PKCE, refresh where tokens expire), revocation, the RFC 8414
     metadata document, userinfo, account show/lookup/verify_credentials/relationships and
-    followers/following with Mastodon's pagination, rate-limit headers and error bodies.
-    All ids are strings, as in the API. ``flavor="gotosocial"`` or ``"akkoma"`` switches
-    paging, account-read authorization and rate limiting to those servers' rules;
+    followers/following with Mastodon's pagination, rate-limit headers and error bodies,
+    and the discovery documents a crawler reads: WebFinger, host-meta, NodeInfo and
+    ``/api/v1|v2/instance``. All ids are strings, as in the API. ``flavor="gotosocial"``,
+    ``"akkoma"``, ``"pixelfed"`` or ``"sharkey"`` switches paging, account-read
+    authorization, rate limiting and those documents to those servers' rules;
     :meth:`inject`, :meth:`chaos` and :meth:`rewrite_links` make it misbehave on purpose.
+    Several instances that federate: :class:`FakeFediverse`.
 
     Example::
 
@@ -378,12 +381,14 @@ class FakeMastodon:
         self._link_rewriter: Callable[[str], str] | None = None
         self._vapid_key = _vapid_key()
         self._username_counters: dict[str, int] = {}
+        self._remote_created_at = _midnight(clock())
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
     @property
     def flavor(self) -> FlavorName:
-        """Which server family is modelled: ``"mastodon"``, ``"gotosocial"`` or ``"akkoma"``."""
+        """Which server family is modelled: ``"mastodon"``, ``"gotosocial"``, ``"akkoma"``,
+        ``"pixelfed"`` or ``"sharkey"``."""
         return self._flavor.name
 
     @property
@@ -510,6 +515,36 @@ class FakeMastodon:
         if self._flavor.paging.follow_ids == "ulid":
             return follow_ulid(follow_id)
         return str(follow_id)
+
+    def _add_remote(
+        self, username: str, domain: str, *, uri: str, url: str, hidden: bool, suspended: bool
+    ) -> str:
+        """A remote account for FakeFediverse, without add_account's argument handling."""
+        with self._state.lock:
+            account_id = self._state.add_account(
+                username,
+                domain=domain,
+                display_name=username,
+                locked=False,
+                bot=False,
+                hide_followers=hidden,
+                hide_follows=hidden,
+                suspended=suspended,
+                note="",
+                fields=(),
+                emojis=(),
+                role=None,
+                created_at=self._remote_created_at,
+                uri=uri,
+                url=url,
+            )
+        return str(account_id)
+
+    def _follow_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Follows in bulk for FakeFediverse.populate: ids known to exist, one lock."""
+        with self._state.lock:
+            for follower_id, target_id in pairs:
+                self._state.follow(int(follower_id), int(target_id))
 
     def unfollow(self, follower_id: str, target_id: str) -> bool:
         """Remove a follow; ``False`` if there was none."""

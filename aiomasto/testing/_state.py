@@ -364,8 +364,14 @@ class State:
         follow_id = self._next_follow_id
         self._next_follow_id += _FOLLOW_STEPS[follow_id % len(_FOLLOW_STEPS)]
         self._follows[(account_id, target_id)] = follow_id
-        self._following.setdefault(account_id, Edges()).append(follow_id, target_id)
-        self._followers.setdefault(target_id, Edges()).append(follow_id, account_id)
+        following = self._following.get(account_id)
+        if following is None:
+            following = self._following[account_id] = Edges()
+        followers = self._followers.get(target_id)
+        if followers is None:
+            followers = self._followers[target_id] = Edges()
+        following.append(follow_id, target_id)
+        followers.append(follow_id, account_id)
         self.json_cache.pop(account_id, None)
         self.json_cache.pop(target_id, None)
         return follow_id
