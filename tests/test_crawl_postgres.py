@@ -347,3 +347,54 @@ async def test_crawl_workers_join_a_crawl_and_finish_it(postgres_url: str, schem
     edges = {(e.follower, e.followed) async for e in reader.edges()}
     assert edges == fedi.edges()
     assert (await reader.stats()).pending == 0
+
+
+async def test_aiomasto_crawl_starts_and_finishes_a_crawl_in_postgresql(postgres_url: str) -> None:
+    # `aiomasto crawl --db postgresql://...` keeps the crawl in the default schema, where
+    # crawl-workers can join it; the password never appears in what it prints.
+    fedi = FakeFediverse()
+    fedi.add_instance("one.example")
+    fedi.add_instance("two.example", flavor="akkoma")
+    fedi.populate(seed=5, accounts_per_instance=5, follows_per_account=3)
+    seeds = [f"@{h}" for h in fedi.handles()]
+    password = postgres_url.split(":")[2].split("@")[0]
+    async with fedi.run():
+        resolve = [f"--resolve={h}={ip}:{port}" for h, (ip, port) in fedi.resolve_map().items()]
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "aiomasto", "crawl", *seeds, "--db", postgres_url),
+            *("--insecure-http", "--quiet", *resolve),
+            cwd=PROJECT_ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=45)
+    try:
+        assert process.returncode == 0, err.decode()[-2000:]
+        assert password not in out.decode() + err.decode()
+        assert "Crawl finished" in out.decode()
+        assert "database: postgresql://aiomasto:***@" in out.decode()
+        reader = PostgresCrawlSink(postgres_url)
+        edges = [(e.follower, e.followed) async for e in reader.edges()]
+        assert len(edges) == len(set(edges))
+        assert set(edges) == fedi.edges()
+    finally:
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            await connection.execute("DROP SCHEMA IF EXISTS aiomasto_crawl CASCADE")
+        finally:
+            await connection.close()
+
+
+def test_export_from_a_postgresql_crawl_is_a_usage_error() -> None:
+    db = "postgresql://crawler:secret@db.example/crawls"
+    done = subprocess.run(
+        [sys.executable, "-m", "aiomasto", "crawl", "--export", "csv", "--db", db],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "SQL" in done.stderr
+    assert "secret" not in done.stderr
