@@ -442,6 +442,10 @@ class Crawler:
         failure: BaseException | None = None
         try:
             while True:
+                # Cleared before the claim, not after: a walk that parks or commits new units
+                # while the sink answers must still wake the wait below, or its slot stays
+                # empty until some walk happens to finish.
+                self._wake.clear()
                 claimed: Sequence[Unit] = ()
                 runnable = len(tasks) - self._parked
                 if runnable < self._concurrency and len(tasks) < most:
@@ -457,7 +461,6 @@ class Crawler:
                     continue
                 if claimed:
                     continue
-                self._wake.clear()
                 done = [task for task in tasks if task.done()]
                 if not done:
                     await self._wake.wait()
