@@ -33,6 +33,7 @@ from .errors import (
     ConfigurationError,
     DecodeError,
     MastodonError,
+    ResponseTooLarge,
     TransportError,
     error_class_for,
 )
@@ -59,6 +60,17 @@ STREAM_NAMES: frozenset[str] = frozenset(StreamName.__args__)  # type: ignore[at
 
 # Events whose payload is an id, not JSON (Mastodon's docs, "Establishing a WebSocket").
 _ID_EVENTS = frozenset({"delete", "announcement.delete"})
+# Events whose payload Mastodon documents as JSON (an entity or a hash) inside the string.
+_JSON_EVENTS = frozenset(
+    {
+        "update",
+        "status.update",
+        "notification",
+        "conversation",
+        "announcement",
+        "announcement.reaction",
+    }
+)
 # Streams that carry the user's notifications, so a reconnect fetches what was missed.
 _NOTIFYING = frozenset({"user", "user:notification"})
 # Ids seen lately, to deliver an event once when the stream and a gap fill both bring it.
@@ -150,14 +162,14 @@ def decode_message(
         return StreamEvent(event=event, payload=None, stream=stream)
     if event in _ID_EVENTS:
         if not isinstance(payload, str | int) or isinstance(payload, bool):
-            return Skip(reason=f"a {event} event whose payload is not an id")
+            return Skip(reason=f"event {event!r}: its payload is not an id")
         return StreamEvent(event=event, payload=str(payload), stream=stream)
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except ValueError:
-            if event in decoders:
-                return Skip(reason=f"a {event} event whose payload is not JSON")
+            if event in decoders or event in _JSON_EVENTS:
+                return Skip(reason=f"event {event!r}: its payload is not JSON")
             return StreamEvent(event=event, payload=payload, stream=stream)
     decoded = decode_payload(event, payload, decoders)
     if isinstance(decoded, Skip):
@@ -175,7 +187,7 @@ def decode_payload(event: str, payload: Any, decoders: Mapping[str, type[Any]]) 
     try:
         return decode_json(cls, json.dumps(payload).encode())
     except DecodeError as exc:
-        return Skip(reason=f"a {event} event whose payload is not a {cls.__name__}: {exc}")
+        return Skip(reason=f"event {event!r}: its payload is not a {cls.__name__}: {exc}")
 
 
 def _id_key(value: str) -> tuple[int, str]:
@@ -422,7 +434,9 @@ class Stream:
         ):
             raise error
         seconds = self._backoff.next()
-        log.info(
+        # A message too large is the server's doing, not the network's: worth a warning.
+        log.log(
+            logging.WARNING if isinstance(error, ResponseTooLarge) else logging.INFO,
             "stream %s: %s; connecting again in %.1f s (attempt %d)",
             self.name,
             error,

@@ -58,6 +58,7 @@ from ._state import (
     TokenPolicy,
     normalize_scopes,
 )
+from ._streaming import PERSONAL, StreamHub, stream_key
 from ._validation import OOB_URI
 
 __all__ = ["FakeMastodon"]
@@ -382,6 +383,7 @@ class FakeMastodon:
         self._vapid_key = _vapid_key()
         self._username_counters: dict[str, int] = {}
         self._remote_created_at = _midnight(clock())
+        self._streams = StreamHub()
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -943,6 +945,83 @@ class FakeMastodon:
                 return self._chaos.draw(self._chaos_rng)
         return None
 
+    # Streaming
+
+    def push(
+        self,
+        stream: str,
+        event: str,
+        payload: object = None,
+        *,
+        account_id: str | None = None,
+        tag: str | None = None,
+        list_id: str | None = None,
+    ) -> int:
+        """Publish a streaming event to the connections subscribed to ``stream`` now.
+
+        ``payload`` is a JSON-able object (sent as a JSON string, as Mastodon does), a string
+        (an id, for ``delete``) or ``None`` (no payload, as ``filters_changed``).
+        ``account_id`` picks whose ``user``/``direct``/``list`` stream (every account's when
+        omitted); ``tag`` and ``list_id`` name the hashtag or list. Returns how many
+        connections it was sent to; like Redis pub/sub, nobody listening means nobody gets it.
+
+        Example::
+
+            server.push("user", "notification", {"id": "1", "type": "mention", ...},
+                        account_id=alice)
+        """
+        params = {"tag": tag or "", "list": list_id or ""}
+        key = stream_key(stream, params)
+        if isinstance(key, str):
+            raise ValueError(f"stream {stream!r}: {key}")
+        owner = None if account_id is None else self._account_id(account_id)
+        if stream not in PERSONAL:
+            owner = None
+        return self._streams.publish(key, event, payload, account_id=owner)
+
+    def push_raw(self, text: str, *, stream: str | None = None) -> int:
+        """Send ``text`` as it is to every streaming connection (or those on ``stream``),
+        to test how a client copes with whatever a broken server sends."""
+        key = None if stream is None else stream_key(stream, {})
+        if isinstance(key, str):
+            raise ValueError(f"stream {stream!r}: {key}")
+        return self._streams.send_raw(text, stream=key)
+
+    def drop_streams(self) -> int:
+        """Cut every streaming connection at once, as a network failure would; returns how
+        many. Events pushed while a client is away are lost to its stream."""
+        return self._streams.drop()
+
+    def stall_streams(self, stalled: bool = True) -> None:
+        """Stop (or resume) answering the clients' pings, as a hung server or a silently
+        dead connection does; connections stay open."""
+        self._streams.stalled = stalled
+
+    @property
+    def stream_connections(self) -> int:
+        """How many streaming WebSockets are open now."""
+        return self._streams.open_connections
+
+    @property
+    def streams_opened(self) -> int:
+        """How many streaming WebSockets were accepted since the server started."""
+        return self._streams.connections_opened
+
+    def _stream_account(self, request: web.Request) -> tuple[int | None, str | None]:
+        """Whose stream this is, from the header, the protocol or the query (index.js)."""
+        protocol = request.headers.get("Sec-WebSocket-Protocol", "").strip() or None
+        header = request.headers.get("Authorization", "")
+        presented = (
+            header.removeprefix("Bearer ").strip()
+            if header
+            else protocol or request.query.get("access_token")
+        )
+        with self._state.lock:
+            token = self._state.tokens.get(presented) if presented else None
+            if token is None or token.revoked or token.expired(self._clock()):
+                return None, protocol
+            return token.account_id, protocol
+
     # Request handling
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -965,6 +1044,12 @@ class FakeMastodon:
                 url=str(request.url),
             )
         )
+        if (
+            request.path.rstrip("/") == "/api/v1/streaming"
+            and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            account_id, protocol = self._stream_account(request)
+            return await self._streams.serve(request, account_id, protocol)
         fault = self._take_fault(request.method, request.path)
         while fault is not None:
             with self._state.lock:
