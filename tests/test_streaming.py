@@ -21,7 +21,7 @@ from aiomasto import (
     Unauthorized,
 )
 from aiomasto._urls import streaming_origin
-from aiomasto.streaming import Reconnecting, Stream, StreamEvent
+from aiomasto.streaming import Reconnecting, Skip, Stream, StreamEvent, decode_message
 from aiomasto.testing import FakeMastodon
 
 
@@ -393,3 +393,82 @@ async def test_the_announced_streaming_origin_is_checked(server: FakeMastodon) -
     assert str(streaming_origin("ws://s.example", instance, allow_insecure=True)) == (
         "ws://s.example"
     )
+
+
+# The WebSocket examples of Mastodon's docs (methods/streaming.md), the Status shortened.
+DOCS_UPDATE = json.dumps(
+    {
+        "stream": ["public"],
+        "event": "update",
+        "payload": json.dumps(
+            {
+                "id": "108913983692647032",
+                "created_at": "2022-08-30T21:38:22.000Z",
+                "in_reply_to_id": "108913981098896721",
+                "in_reply_to_account_id": "1081104",
+                "sensitive": False,
+                "spoiler_text": "",
+                "visibility": "public",
+                "language": "en",
+                "uri": "https://fosstodon.org/users/tobtobxx/statuses/108913983628474640",
+                "url": "https://fosstodon.org/@tobtobxx/108913983628474640",
+                "replies_count": 0,
+                "reblogs_count": 0,
+                "favourites_count": 0,
+                "edited_at": None,
+                "content": "<p>And now I can't exit the inner nvim</p>",
+                "reblog": None,
+                "media_attachments": [],
+                "mentions": [],
+                "tags": [],
+                "emojis": [],
+                "card": None,
+                "poll": None,
+            }
+        ),
+    }
+)
+DOCS_DELETE = '{"stream": ["public"], "event": "delete", "payload": "106692867363994015"}'
+DOCS_FILTERS = '{"stream": ["user"], "event": "filters_changed"}'
+
+
+def test_the_docs_examples_decode() -> None:
+    update = decode_message(DOCS_UPDATE, {})
+    assert isinstance(update, StreamEvent)
+    assert (update.event, update.stream) == ("update", ("public",))
+    assert update.payload["id"] == "108913983692647032"
+    assert decode_message(DOCS_DELETE, {}) == StreamEvent(
+        event="delete", payload="106692867363994015", stream=("public",)
+    )
+    assert decode_message(DOCS_FILTERS, {}) == StreamEvent(
+        event="filters_changed", payload=None, stream=("user",)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "not JSON"),
+        ("null", "not a JSON object"),
+        ('"update"', "not a JSON object"),
+        ('{"event": 3}', "without an event name"),
+        ('{"event": ""}', "without an event name"),
+        ('{"event": "delete", "payload": true}', "not an id"),
+        ('{"event": "delete", "payload": [1]}', "not an id"),
+        ('{"event": "notification", "payload": "{"}', "not JSON"),
+        ('{"event": "status.update", "payload": "nope"}', "not JSON"),
+    ],
+)
+def test_unreadable_messages_say_why_they_are_skipped(text: str, reason: str) -> None:
+    skipped = decode_message(text, {})
+    assert isinstance(skipped, Skip)
+    assert reason in skipped.reason
+
+
+def test_a_server_error_message_raises() -> None:
+    with pytest.raises(Unauthorized):
+        decode_message(
+            '{"error": "Access token does not cover required scopes", "status": 401}', {}
+        )
+    with pytest.raises(BadRequest, match="Unknown stream type"):
+        decode_message('{"error": "Unknown stream type", "status": "x"}', {})

@@ -1014,7 +1014,7 @@ class FakeMastodon:
         presented = (
             header.removeprefix("Bearer ").strip()
             if header
-            else protocol or request.query.get("access_token")
+            else request.query.get("access_token") or protocol
         )
         with self._state.lock:
             token = self._state.tokens.get(presented) if presented else None
