@@ -223,3 +223,72 @@ async def test_a_cancelled_open_leaves_the_file_free(tmp_path: Path) -> None:
         again = SqliteCrawlSink(path)
         await again.open(PLAN)
         await again.close()
+
+
+async def test_skipped_accounts_are_counted_across_a_resumed_list(tmp_path: Path) -> None:
+    path = tmp_path / "crawl.sqlite"
+    first = SqliteCrawlSink(path)
+    async with asyncio.timeout(10):
+        await first.open(PLAN)
+        await first.add_units([ALICE])
+        follower = AccountRecord(key="x@one.example", acct="x")
+        edge = Edge(follower="x@one.example", followed="alice@one.example")
+        await first.commit_page(
+            PageCommit(unit=ALICE.key, cursor="c1", accounts=[follower], edges=[edge], skipped=2)
+        )
+        await first.close()  # killed after its first page
+
+        again = SqliteCrawlSink(path)
+        await again.open(None)
+        (resumed,) = await again.claim(10)
+        # The walk that resumes counts from what is stored, as it does with found.
+        await again.commit_page(
+            PageCommit(
+                unit=ALICE.key,
+                cursor=None,
+                skipped=1,
+                result=ListResult(outcome="complete", found=1, skipped=resumed.skipped + 1),
+            )
+        )
+        await again.close()
+        outcomes = [result async for _, result in again.outcomes()]
+        units = [unit async for unit in again.units()]
+    assert resumed.skipped == 2
+    assert [(r.outcome, r.found, r.skipped) for r in outcomes] == [("complete", 1, 3)]
+    assert units[0].skipped == 3
+
+
+async def test_a_result_counting_more_skipped_than_its_pages_wins(tmp_path: Path) -> None:
+    sink = SqliteCrawlSink(tmp_path / "crawl.sqlite")
+    async with asyncio.timeout(10):
+        await sink.open(PLAN)
+        await sink.add_units([ALICE])
+        await sink.commit_page(
+            PageCommit(unit=ALICE.key, cursor=None, result=ListResult(outcome="failed", skipped=4))
+        )
+        await sink.close()
+        (result,) = [result async for _, result in sink.outcomes()]
+    assert result.skipped == 4
+
+
+async def test_an_unchanged_snapshot_is_not_written_again(tmp_path: Path) -> None:
+    path = tmp_path / "crawl.sqlite"
+    sink = SqliteCrawlSink(path)
+    snapshot = AccountRecord(key="x@one.example", acct="x", followers_count=3)
+    async with asyncio.timeout(10):
+        await sink.open(PLAN)
+        await sink.save_accounts([snapshot])
+        with sqlite3.connect(path) as connection:
+            connection.execute("UPDATE accounts SET updated_at = 'then'")
+        await sink.save_accounts([snapshot])
+        with sqlite3.connect(path) as connection:
+            unchanged = connection.execute("SELECT updated_at FROM accounts").fetchone()
+        await sink.save_accounts([AccountRecord(key="x@one.example", acct="x", followers_count=4)])
+        with sqlite3.connect(path) as connection:
+            changed = connection.execute(
+                "SELECT updated_at, followers_count FROM accounts"
+            ).fetchone()
+        await sink.close()
+    assert unchanged == ("then",)
+    assert changed[0] != "then"
+    assert changed[1] == 4

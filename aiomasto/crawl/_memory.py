@@ -171,6 +171,7 @@ class MemoryCrawlSink:
             api_base=commit.api_base or unit.api_base,
             account_id=commit.account_id or unit.account_id,
             found=unit.found + len(commit.accounts),
+            skipped=unit.skipped + commit.skipped,
             pages=unit.pages + (1 if commit.accounts or commit.result is None else 0),
         )
         if commit.result is not None:

@@ -93,9 +93,9 @@ class Unit:
     ``target`` is how the account was named (a handle, a profile URL or ``instance#id``):
     the engine resolves it on first use. ``cursor`` is the next page to fetch (relative to
     ``api_base``), ``None`` before the first page. ``depth`` is 0 for seeds, n for an account
-    found n hops away. ``found`` counts the accounts listed so far, ``pages`` the pages.
-    Once resolved, ``api_base`` (``https://host``) and ``account_id`` (the local id there)
-    are known.
+    found n hops away. ``found`` counts the accounts listed so far, ``pages`` the pages and
+    ``skipped`` the listed accounts that could not be decoded. Once resolved, ``api_base``
+    (``https://host``) and ``account_id`` (the local id there) are known.
     """
 
     key: UnitKey
@@ -106,6 +106,7 @@ class Unit:
     account_id: str | None = None
     found: int = 0
     pages: int = 0
+    skipped: int = 0
 
 
 @frozen(kw_only=True)
@@ -171,7 +172,8 @@ class PageCommit:
     set on the page that ends the list, so the last page and the outcome land together.
     ``units`` are lists discovered on this page (breadth-first expansion); the sink adds the
     ones it does not have yet. ``accounts`` are upserted, ``edges`` inserted once.
-    ``api_base`` and ``account_id`` are stored with the unit's progress when given. A list
+    ``api_base`` and ``account_id`` are stored with the unit's progress when given;
+    ``skipped`` counts the page's listed accounts that could not be decoded. A list
     that ends before any page (hidden, gone, unreachable...) is one commit with no accounts,
     no edges, ``cursor=None`` and its ``result``.
     """
@@ -184,6 +186,7 @@ class PageCommit:
     edges: Sequence[Edge] = ()
     result: ListResult | None = None
     units: Sequence[Unit] = ()
+    skipped: int = 0
 
 
 @frozen(kw_only=True)

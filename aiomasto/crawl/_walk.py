@@ -175,7 +175,7 @@ class ListWalk:
             account.followers_count if self.relation == "followers" else account.following_count
         )
         self.found = unit.found
-        self.skipped = 0
+        self.skipped = unit.skipped
         self.moved_to = None
         if account.moved is not None:
             moved = account.moved.acct
@@ -224,7 +224,8 @@ class ListWalk:
             ids = tuple(account.id for account in page.items)
             fresh = [account for account in page.items if account.id not in seen_ids]
             seen_ids.update(ids)
-            self.skipped += len(page.skipped)
+            skipped = len(page.skipped)
+            self.skipped += skipped
             over = False
             if self.max_per_list is not None and self.found + len(fresh) > self.max_per_list:
                 over = True
@@ -248,7 +249,7 @@ class ListWalk:
             result = None
             if step.cursor is None:
                 result = await self._result(step)
-            await self._commit_page(fresh, step.cursor, result)
+            await self._commit_page(fresh, step.cursor, result, skipped)
             if result is not None:
                 return result
             cursor = step.cursor
@@ -338,7 +339,11 @@ class ListWalk:
         return result
 
     async def _commit_page(
-        self, accounts: Sequence[Account], cursor: str | None, result: ListResult | None
+        self,
+        accounts: Sequence[Account],
+        cursor: str | None,
+        result: ListResult | None,
+        skipped: int = 0,
     ) -> None:
         records = [
             account_record(account, domain=self.domain, seen_on=self.instance.api_base)
@@ -365,5 +370,6 @@ class ListWalk:
                 edges=edges,
                 result=result,
                 units=units,
+                skipped=skipped,
             )
         )
