@@ -43,11 +43,9 @@ from .stores import MemoryTokenStore, StoreKey, TokenStore
 from .streaming import (
     Connection,
     ReconnectHook,
-    Skip,
     Stream,
     StreamName,
     check_stream_params,
-    decode_payload,
 )
 
 __all__ = ["Session"]
@@ -627,15 +625,7 @@ class Session:
         async def fetch(since: str | None) -> list[object]:
             params = {"limit": "1"} if since is None else {"min_id": since, "limit": "80"}
             response = await self.request("GET", "/api/v1/notifications", params=params)
-            items = decode_json_list(dict, response.body, **response.context())
-            decoded: list[object] = []
-            for item in items:
-                value = decode_payload("notification", item, decoders)
-                if isinstance(value, Skip):
-                    log.warning("gap fill: skipped %s", value.reason)
-                else:
-                    decoded.append(value)
-            return decoded
+            return list(decode_json_list(dict, response.body, **response.context()))
 
         stream = Stream(
             name=name,

@@ -164,30 +164,30 @@ def decode_message(
         if not isinstance(payload, str | int) or isinstance(payload, bool):
             return Skip(reason=f"event {event!r}: its payload is not an id")
         return StreamEvent(event=event, payload=str(payload), stream=stream)
+    cls = decoders.get(event)
     if isinstance(payload, str):
+        if cls is not None:
+            # Decoded straight from the string: the entity's JSON is parsed once.
+            try:
+                return StreamEvent(
+                    event=event, payload=decode_json(cls, payload.encode()), stream=stream
+                )
+            except DecodeError as exc:
+                return Skip(reason=f"event {event!r}: its payload is not a {cls.__name__}: {exc}")
         try:
             payload = json.loads(payload)
         except ValueError:
-            if event in decoders or event in _JSON_EVENTS:
+            if event in _JSON_EVENTS:
                 return Skip(reason=f"event {event!r}: its payload is not JSON")
             return StreamEvent(event=event, payload=payload, stream=stream)
-    decoded = decode_payload(event, payload, decoders)
-    if isinstance(decoded, Skip):
-        return decoded
-    return StreamEvent(event=event, payload=decoded, stream=stream)
-
-
-def decode_payload(event: str, payload: Any, decoders: Mapping[str, type[Any]]) -> Any:
-    """``payload`` (parsed JSON) as the entity of ``event``, or a :class:`Skip`."""
-    cls = decoders.get(event)
     if cls is None:
-        return payload
-    if event == "filters_changed":
-        return None
+        return StreamEvent(event=event, payload=payload, stream=stream)
+    # A server that sends the entity as an object rather than a string (not Mastodon).
     try:
-        return decode_json(cls, json.dumps(payload).encode())
+        decoded = decode_json(cls, json.dumps(payload).encode())
     except DecodeError as exc:
         return Skip(reason=f"event {event!r}: its payload is not a {cls.__name__}: {exc}")
+    return StreamEvent(event=event, payload=decoded, stream=stream)
 
 
 def _id_key(value: str) -> tuple[int, str]:
@@ -390,13 +390,17 @@ class Stream:
             return
         # The socket is open before the fetch, so whatever happens meanwhile arrives on it
         # (and is delivered once): the gap closes without a window.
-        if not self._baseline_taken:
-            self._baseline_taken = True
-            if self._last_notification is None:
+        try:
+            if self._baseline_taken:
+                await self._fill_gap()
+            elif self._last_notification is None:
                 newest = [_payload_id(item) for item in await self._fetch(None)]
                 self._last_notification = max(filter(None, newest), key=_id_key, default="0")
+        except TransportError as exc:
+            # The REST side failed where the stream did not: start over, gap and all.
+            await self._lost(exc)
             return
-        await self._fill_gap()
+        self._baseline_taken = True
 
     async def _fill_gap(self) -> None:
         assert self._fetch is not None
