@@ -37,6 +37,8 @@ __all__ = [
     "decode_json_list",
     "decode_list",
     "decode_page",
+    "from_json",
+    "to_json",
 ]
 
 T = TypeVar("T")
@@ -559,3 +561,37 @@ def decode_page(
     place = context()
     data = loads(body, cls.__name__, **place)
     return decode_items(cls, data, skip_undecodable=skip_undecodable, **place)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value
+
+
+def to_json(entity: Any) -> Any:
+    """An entity as JSON data (dicts, lists, strings, numbers, booleans, ``None``), the
+    shape the API sends: :func:`from_json` reads it back into an equal entity.
+
+    Datetimes become ISO 8601 text. Secrets are included (a :class:`Token` keeps its
+    ``access_token``): store the result as carefully as the entity.
+
+    Example::
+
+        text = json.dumps(aiomasto.to_json(status))
+        assert aiomasto.from_json(Status, json.loads(text)) == status
+    """
+    return _as_json(converter.unstructure(entity))
+
+
+def from_json(cls: type[T], data: Any) -> T:
+    """Read JSON data (parsed, not bytes) into ``cls``, tolerantly, as responses are read;
+    a bad shape raises :class:`DecodeError` naming the field.
+
+    Example::
+
+        status = aiomasto.from_json(Status, json.loads(saved))
+    """
+    return decode(cls, data)

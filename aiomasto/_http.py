@@ -103,8 +103,11 @@ class Transport:
         *,
         headers: Mapping[str, str],
         form: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
+        """One exchange; ``form`` is sent urlencoded, ``body`` as it is (its Content-Type
+        among ``headers``)."""
         http = self._client()
         started = time.monotonic()
         # The error is raised after the except clauses, not inside them: aiohttp's exception
@@ -116,7 +119,7 @@ class Transport:
                 method,
                 url,
                 headers=headers if "User-Agent" in headers else self.with_agent(headers),
-                data=form,
+                data=form if body is None else body,
                 allow_redirects=False,
                 timeout=request_timeout or self._timeout,
             ) as resp:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
+from ._bodies import Body
 from ._http import Transport
 from ._limiter import Bucket, Limiter, request_kind, retry_after
 from ._protocol import RawResponse, error_for, redact_url
@@ -129,20 +130,34 @@ class Requester:
         url: URL,
         *,
         form: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        headers: Mapping[str, str] | None = None,
         token: Token | None = None,
         idempotent: bool | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         """Send one request under the rate limit, with retries; raise on an error status.
 
+        ``body`` (already encoded, so every attempt sends the same bytes) and the extra
+        ``headers`` go with every attempt; a POST carrying an ``Idempotency-Key`` is
+        idempotent, so it is retried like a GET.
+
         The bearer ``token`` is attached when given; OAuth requests authenticate in the body.
         ``idempotent`` defaults to true for GET: only idempotent requests are retried. A 429
         means the request was not carried out, so any request may wait and go again, except
         an app registration, which waits out a reset the server announced at most once.
         """
-        retryable = method in ("GET", "HEAD") if idempotent is None else idempotent
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD") or bool(
+                headers and any(k.lower() == "idempotency-key" for k in headers)
+            )
+        retryable = idempotent
         kind = request_kind(method, url)
-        owner, headers = self._credentials(token)
+        owner, sent_headers = self._credentials(token)
+        if headers or body is not None:
+            sent_headers = {**headers, **sent_headers} if headers else dict(sent_headers)
+            if body is not None:
+                sent_headers["Content-Type"] = body.content_type
         bucket = None if kind is None else self.limiter.bucket(owner, kind)
         # Mastodon counts a paging request in the paging window *and* in the plain one of the
         # token (or IP), and its headers show whichever has less room: the plain bucket is
@@ -182,7 +197,8 @@ class Requester:
                     method,
                     url,
                     form=form,
-                    headers=headers,
+                    body=body,
+                    headers=sent_headers,
                     timeout=per_attempt,
                     call=call,
                     also=plain,
@@ -240,6 +256,7 @@ class Requester:
         url: URL,
         *,
         form: Mapping[str, str] | None,
+        body: Body | None,
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout,
         call: _Call,
@@ -258,7 +275,7 @@ class Requester:
             try:
                 async with limit:
                     response = await self._exchange(
-                        method, url, form=form, headers=headers, timeout=timeout
+                        method, url, form=form, body=body, headers=headers, timeout=timeout
                     )
             except TimeoutError:
                 if not limit.expired():
@@ -449,6 +466,7 @@ class Requester:
         url: URL,
         *,
         form: Mapping[str, str] | None,
+        body: Body | None,
         headers: Mapping[str, str],
         timeout: aiohttp.ClientTimeout | None,
     ) -> RawResponse:
@@ -458,7 +476,12 @@ class Requester:
             # Link or a redirect. The token goes to the instance origin only.
             self.check_origin(url)
             response = await self.transport.send(
-                method, url, headers=headers, form=form, request_timeout=timeout
+                method,
+                url,
+                headers=headers,
+                form=form,
+                body=None if body is None else body.content,
+                request_timeout=timeout,
             )
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
@@ -472,7 +495,8 @@ class Requester:
                     expected_origin=str(self.instance),
                 ) from None
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                method, form = "GET", None
+                method, form, body = "GET", None, None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         return response
 
 

@@ -12,6 +12,7 @@
     │                                  file, disk full, I/O)
     ├── RateLimiterError               a shared rate budget (RedisLimiter) could not be read or
     │                                  updated
+    ├── MediaNotReady                  an upload still processing after upload_media's polls
     ├── TransportError                 no HTTP response at all
     │   ├── ConnectionFailed           DNS, refused, reset, TLS, body cut off mid-read
     │   ├── RequestTimeout             the server did not answer in time
@@ -80,6 +81,7 @@ __all__ = [
     "LoginError",
     "LoginExpired",
     "MastodonError",
+    "MediaNotReady",
     "NotFound",
     "OAuthError",
     "OriginError",
@@ -160,6 +162,18 @@ class RateLimiterError(MastodonError):
 
     The message names the Redis server with its password masked, and the kind of failure.
     """
+
+
+class MediaNotReady(MastodonError):
+    """An upload the server was still processing after the polls ``upload_media`` allows.
+
+    ``media_id`` names it: the server may finish later, so it can be looked up again
+    (``GET /api/v1/media/:id``) and attached once ready.
+    """
+
+    def __init__(self, message: str, *, media_id: str) -> None:
+        super().__init__(message)
+        self.media_id = media_id
 
 
 class TransportError(MastodonError):

@@ -5,15 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import mimetypes
+import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
+from ._bodies import (
+    Body,
+    FileSpec,
+    Params,
+    ParamValue,
+    checked_headers,
+    form_body,
+    json_body,
+    multipart_body,
+    query_pairs,
+)
 from ._converter import decode_json, decode_json_list, decode_page
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import LimiterBackend, RateLimiter
@@ -24,11 +40,31 @@ from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens
 from ._urls import check_origin, instance_url, normalise_instance, streaming_origin
 from ._version import __version__
 from .auth import App
-from .entities import Account, Application, CredentialAccount, Relationship, Token, UserInfo
+from .entities import (
+    Account,
+    Application,
+    Context,
+    Conversation,
+    CredentialAccount,
+    Instance,
+    InstanceV1,
+    MediaAttachment,
+    Notification,
+    Relationship,
+    ScheduledStatus,
+    Status,
+    StatusEdit,
+    StatusSource,
+    Token,
+    UserInfo,
+)
 from .errors import (
     ConfigurationError,
     DecodeError,
+    Gone,
     HTTPError,
+    MediaNotReady,
+    NotFound,
     PaginationError,
 )
 from .pagination import Direction, Page, Paginator, read_links, relative_cursor
@@ -154,6 +190,9 @@ class Session:
         self._streaming: URL | None = None
         self._streams: set[Stream] = set()
         self._link_urls: dict[str, URL] = {}
+        self._sleep = sleep
+        # Cleared when the server answers GET /api/v1/accounts (4.3+) with a 404.
+        self._batched_accounts = True
         self._app = app
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
         if access_token is not None and (type(access_token) is not str or not access_token.strip()):
@@ -282,30 +321,220 @@ class Session:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         """Send an authenticated API request and return the raw response (status < 400).
 
         ``path`` is relative to the instance (``/api/v1/...``) or an absolute URL on the instance
-        origin. Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that
-        the server rejects is renewed once and the request replayed. ``timeout`` overrides the
-        Session's for this call.
+        origin. ``params`` go in the query string, ``data`` as a form, ``json`` as a JSON body,
+        ``files`` (with ``data`` as the other fields) as ``multipart/form-data``; in
+        ``params`` and ``data`` a list becomes repeated ``key[]`` keys and a mapping
+        ``key[sub]`` keys, as Mastodon reads them, and ``None`` is left out. ``headers`` are
+        sent along (``Authorization``, ``Host``, ``Content-Length`` and
+        ``Transfer-Encoding`` are the Session's own: giving one raises
+        :class:`~aiomasto.ConfigurationError`). ``form`` is the older name of a plain form.
+
+        Errors are raised as :class:`~aiomasto.HTTPError` subclasses. An app token that the
+        server rejects is renewed once and the request replayed. GET and HEAD are retried as
+        the Session's ``retry`` says, and so is a request with an ``Idempotency-Key`` header
+        (the server carries it out once, however often it arrives); nothing else is.
+        ``timeout`` overrides the Session's for this call.
 
         Example::
 
             response = await masto.request("GET", "/api/v1/instance/peers")
+            await masto.request("POST", "/api/v1/statuses", json={"status": "hi"},
+                                headers={"Idempotency-Key": "greeting-2024-05-01"})
         """
-        url = self._url(path, params)
+        extra = checked_headers(headers)
+        body = _body(data=data, json=json, files=files, form=form)
+        url = self._url(path, query_pairs(params))
         token = await self.authenticate()
         try:
-            return await self._send(method, url, form=form, token=token, timeout=timeout)
+            return await self._send(
+                method, url, form=form, body=body, headers=extra, token=token, timeout=timeout
+            )
         except HTTPError as exc:
             fresh = None if token is None else await self._tokens.replace(token, exc)
             if fresh is None:
                 raise
-        return await self._send(method, url, form=form, token=fresh, timeout=timeout)
+        return await self._send(
+            method, url, form=form, body=body, headers=extra, token=fresh, timeout=timeout
+        )
+
+    async def get(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """GET ``path`` and decode the JSON object into ``cls`` (any entity or attrs class).
+
+        Example::
+
+            status = await masto.get(Status, "/api/v1/statuses/110000000000000001")
+        """
+        response = await self.request("GET", path, params=params, headers=headers, timeout=timeout)
+        return decode_json(cls, response.body, **response.context())
+
+    async def get_list(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> list[T]:
+        """GET ``path`` and decode the JSON array into a list of ``cls``.
+
+        Example::
+
+            rules = await masto.get_list(Rule, "/api/v1/instance/rules")
+        """
+        response = await self.request("GET", path, params=params, timeout=timeout)
+        return decode_json_list(cls, response.body, **response.context())
+
+    async def post(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """POST to ``path`` (a form, JSON or multipart, as :meth:`request`) and decode the
+        answer into ``cls``.
+
+        Example::
+
+            relationship = await masto.post(Relationship, f"/api/v1/accounts/{id}/follow",
+                                            json={"reblogs": False})
+        """
+        return await self._call("POST", cls, path, params, data, json, files, headers, timeout)
+
+    async def put(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """PUT to ``path`` and decode the answer into ``cls`` (as :meth:`post`).
+
+        Example: ``await masto.put(Status, f"/api/v1/statuses/{id}", json={"status": "fixed"})``
+        """
+        return await self._call("PUT", cls, path, params, data, json, files, headers, timeout)
+
+    async def patch(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        data: Params | None = None,
+        json: Any = None,
+        files: Mapping[str, FileSpec] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """PATCH ``path`` and decode the answer into ``cls`` (as :meth:`post`).
+
+        Example::
+
+            me = await masto.patch(CredentialAccount, "/api/v1/accounts/update_credentials",
+                                   data={"bot": True})
+        """
+        return await self._call("PATCH", cls, path, params, data, json, files, headers, timeout)
+
+    async def delete(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> T:
+        """DELETE ``path`` and decode the answer into ``cls``.
+
+        Example: ``deleted = await masto.delete(Status, f"/api/v1/statuses/{id}")``
+        """
+        return await self._call("DELETE", cls, path, params, None, None, None, headers, timeout)
+
+    async def _call(
+        self,
+        method: str,
+        cls: type[T],
+        path: str,
+        params: Params | None,
+        data: Params | None,
+        json: Any,
+        files: Mapping[str, FileSpec] | None,
+        headers: Mapping[str, str] | None,
+        timeout: aiohttp.ClientTimeout | None,
+    ) -> T:
+        response = await self.request(
+            method,
+            path,
+            params=params,
+            data=data,
+            json=json,
+            files=files,
+            headers=headers,
+            timeout=timeout,
+        )
+        return decode_json(cls, response.body, **response.context())
+
+    def paginate(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        params: Params | None = None,
+        direction: Direction = "next",
+        max_items: int | None = None,
+        max_pages: int | None = None,
+        skip_undecodable: bool = False,
+    ) -> Paginator[T]:
+        """Every item of a Link-paginated endpoint, page after page, as ``cls``.
+
+        Timelines, notifications, bookmarks, favourites, lists, blocks, mutes: any endpoint
+        that pages with a ``Link`` header. Each next page is fetched from the server's own
+        Link URL, as :meth:`followers` does; ``params`` (lists become ``key[]``) shape the
+        first request only, and the server carries them in its links.
+
+        Example::
+
+            async for status in masto.paginate(Status, "/api/v1/timelines/tag/python",
+                                               params={"limit": 40}, max_items=200):
+                print(status.url)
+        """
+        start = relative_cursor(self._url(path, query_pairs(params)))
+
+        async def fetch(cursor: str) -> Page[T]:
+            return await self.get_page(cls, cursor, skip_undecodable=skip_undecodable)
+
+        return Paginator(
+            fetch, start, direction=direction, max_items=max_items, max_pages=max_pages
+        )
 
     async def get_json(
         self,
@@ -315,9 +544,9 @@ class Session:
         timeout: aiohttp.ClientTimeout | None = None,
         **params: str,
     ) -> T:
-        """GET ``path`` and decode the JSON object into ``cls``."""
-        response = await self.request("GET", path, params=params or None, timeout=timeout)
-        return decode_json(cls, response.body, **response.context())
+        """GET ``path`` and decode the JSON object into ``cls`` (:meth:`get` with the query
+        given as keywords)."""
+        return await self.get(cls, path, params=params or None, timeout=timeout)
 
     async def get_page(
         self,
@@ -590,7 +819,12 @@ class Session:
             raise ConfigurationError(
                 f"max_message_size must be at least 1024, not {max_message_size!r}"
             )
-        decoders: dict[str, type[object]] = {}
+        decoders: dict[str, type[object]] = {
+            "update": Status,
+            "status.update": Status,
+            "notification": Notification,
+            "conversation": Conversation,
+        }
 
         async def connect() -> Connection:
             base = await self._streaming_base()
@@ -623,9 +857,20 @@ class Session:
             raise error
 
         async def fetch(since: str | None) -> list[object]:
-            params = {"limit": "1"} if since is None else {"min_id": since, "limit": "80"}
-            response = await self.request("GET", "/api/v1/notifications", params=params)
-            return list(decode_json_list(dict, response.body, **response.context()))
+            # One undecodable notification must not stop the others from being delivered.
+            if since is None:
+                page = await self.get_page(
+                    Notification, "/api/v1/notifications", skip_undecodable=True, limit="1"
+                )
+            else:
+                page = await self.get_page(
+                    Notification,
+                    "/api/v1/notifications",
+                    skip_undecodable=True,
+                    min_id=since,
+                    limit="80",
+                )
+            return list(page.items)
 
         stream = Stream(
             name=name,
@@ -647,22 +892,8 @@ class Session:
         """The streaming origin the instance announces, asked once (see :meth:`stream`)."""
         if self._streaming is not None:
             return self._streaming
-        announced: object = None
-        for path, keys in (
-            ("/api/v2/instance", ("configuration", "urls", "streaming")),
-            ("/api/v1/instance", ("urls", "streaming_api")),
-        ):
-            try:
-                response = await self.request("GET", path)
-            except HTTPError as exc:
-                if exc.status in (404, 410):
-                    continue
-                raise
-            document: object = decode_json(dict, response.body, **response.context())
-            for key in keys:
-                document = document.get(key) if isinstance(document, dict) else None
-            announced = document
-            break
+        info = await self.instance_info()
+        announced = info.configuration.urls.streaming
         self._streaming = streaming_origin(
             announced, self.instance, allow_insecure=self._allow_insecure_http
         )
@@ -671,9 +902,502 @@ class Session:
     def _transport_timeout(self) -> float | None:
         return self._timeout.total or self._timeout.connect or None
 
+    # -- statuses ---------------------------------------------------------------------------
+
+    @overload
+    async def post_status(
+        self,
+        text: str | None = None,
+        *,
+        visibility: str | None = None,
+        in_reply_to: str | int | Status | None = None,
+        spoiler_text: str | None = None,
+        language: str | None = None,
+        media: Iterable[str | int | MediaAttachment] | None = None,
+        poll: Mapping[str, Any] | None = None,
+        scheduled_at: None = None,
+        sensitive: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Status: ...
+
+    @overload
+    async def post_status(
+        self,
+        text: str | None = None,
+        *,
+        visibility: str | None = None,
+        in_reply_to: str | int | Status | None = None,
+        spoiler_text: str | None = None,
+        language: str | None = None,
+        media: Iterable[str | int | MediaAttachment] | None = None,
+        poll: Mapping[str, Any] | None = None,
+        scheduled_at: datetime | str,
+        sensitive: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> ScheduledStatus: ...
+
+    async def post_status(
+        self,
+        text: str | None = None,
+        *,
+        visibility: str | None = None,
+        in_reply_to: str | int | Status | None = None,
+        spoiler_text: str | None = None,
+        language: str | None = None,
+        media: Iterable[str | int | MediaAttachment] | None = None,
+        poll: Mapping[str, Any] | None = None,
+        scheduled_at: datetime | str | None = None,
+        sensitive: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> Status | ScheduledStatus:
+        """``POST /api/v1/statuses``: post a status (a :class:`ScheduledStatus` with
+        ``scheduled_at``, at least 5 minutes ahead on Mastodon).
+
+        Every post carries an ``Idempotency-Key`` (``idempotency_key``, or a fresh random
+        one): Mastodon remembers it for an hour and answers a repeat with the status it
+        already made, so the post is retried like a GET (after a dropped connection, a
+        502...) and never appears twice. Pass your own key to make a post safe across
+        restarts too (say, the id of the mention you answer). ``visibility`` is
+        ``"public"``, ``"unlisted"``, ``"private"`` or ``"direct"``; ``media`` the ids of
+        uploads (:meth:`upload_media`); ``poll`` e.g. ``{"options": ["yes", "no"],
+        "expires_in": 3600}``. Left-out arguments are not sent (the account's defaults apply).
+
+        Example::
+
+            status = await masto.post_status("Hello!", visibility="unlisted")
+            reply = await masto.post_status("@alice thanks", in_reply_to=mention.status,
+                                            idempotency_key=f"reply-{mention.id}")
+        """
+        document: dict[str, Any] = {
+            "status": text,
+            "visibility": visibility,
+            "in_reply_to_id": None if in_reply_to is None else _ref(in_reply_to),
+            "spoiler_text": spoiler_text,
+            "language": language,
+            "sensitive": sensitive,
+            "media_ids": None if media is None else [_ref(m) for m in media],
+            "poll": None if poll is None else dict(poll),
+            "scheduled_at": scheduled_at.isoformat()
+            if isinstance(scheduled_at, datetime)
+            else scheduled_at,
+        }
+        key = idempotency_key if idempotency_key is not None else uuid.uuid4().hex
+        if type(key) is not str or not key.strip():
+            raise ConfigurationError("idempotency_key must be a non-empty string")
+        response = await self.request(
+            "POST",
+            "/api/v1/statuses",
+            json={k: v for k, v in document.items() if v is not None},
+            headers={"Idempotency-Key": key},
+        )
+        cls: type[Status | ScheduledStatus] = Status if scheduled_at is None else ScheduledStatus
+        return decode_json(cls, response.body, **response.context())
+
+    async def status(self, status_id: str | int) -> Status:
+        """``GET /api/v1/statuses/:id``; one the token may not see raises
+        :class:`~aiomasto.NotFound`."""
+        return await self.get(Status, f"/api/v1/statuses/{_path_segment(status_id)}")
+
+    async def edit_status(
+        self,
+        status_id: str | int | Status,
+        text: str | None = None,
+        *,
+        spoiler_text: str | None = None,
+        sensitive: bool | None = None,
+        language: str | None = None,
+        media: Iterable[str | int | MediaAttachment] | None = None,
+        poll: Mapping[str, Any] | None = None,
+    ) -> Status:
+        """``PUT /api/v1/statuses/:id``: change one's own status (Mastodon keeps the old
+        revisions: :meth:`status_history`). Only what is given changes.
+
+        Example: ``await masto.edit_status(status, "Fixed a typo")``
+        """
+        document = {
+            "status": text,
+            "spoiler_text": spoiler_text,
+            "sensitive": sensitive,
+            "language": language,
+            "media_ids": None if media is None else [_ref(m) for m in media],
+            "poll": None if poll is None else dict(poll),
+        }
+        return await self.put(
+            Status,
+            f"/api/v1/statuses/{_status_segment(status_id)}",
+            json={k: v for k, v in document.items() if v is not None},
+        )
+
+    async def status_history(self, status_id: str | int | Status) -> list[StatusEdit]:
+        """``GET /api/v1/statuses/:id/history``: every revision, the first one first."""
+        return await self.get_list(
+            StatusEdit, f"/api/v1/statuses/{_status_segment(status_id)}/history"
+        )
+
+    async def status_source(self, status_id: str | int | Status) -> StatusSource:
+        """``GET /api/v1/statuses/:id/source``: the plain text of one's own status."""
+        return await self.get(StatusSource, f"/api/v1/statuses/{_status_segment(status_id)}/source")
+
+    async def delete_status(self, status_id: str | int | Status) -> Status:
+        """``DELETE /api/v1/statuses/:id``: delete one's own status. The answer is the
+        deleted status with its ``text``, to post again (redraft). Not retried: a second
+        DELETE of a deleted status is a :class:`~aiomasto.NotFound`."""
+        return await self.delete(Status, f"/api/v1/statuses/{_status_segment(status_id)}")
+
+    async def context(self, status_id: str | int | Status) -> Context:
+        """``GET /api/v1/statuses/:id/context``: the thread, ancestors and descendants."""
+        return await self.get(Context, f"/api/v1/statuses/{_status_segment(status_id)}/context")
+
+    async def favourite(self, status_id: str | int | Status) -> Status:
+        """``POST /api/v1/statuses/:id/favourite``; favouriting twice is harmless."""
+        return await self._status_action(status_id, "favourite")
+
+    async def unfavourite(self, status_id: str | int | Status) -> Status:
+        """``POST /api/v1/statuses/:id/unfavourite``."""
+        return await self._status_action(status_id, "unfavourite")
+
+    async def boost(
+        self, status_id: str | int | Status, *, visibility: str | None = None
+    ) -> Status:
+        """``POST /api/v1/statuses/:id/reblog``: the answer is the boost, its ``reblog`` the
+        boosted status. ``visibility``: ``"public"``, ``"unlisted"`` or ``"private"``."""
+        return await self.post(
+            Status,
+            f"/api/v1/statuses/{_status_segment(status_id)}/reblog",
+            json={"visibility": visibility} if visibility is not None else None,
+        )
+
+    async def unboost(self, status_id: str | int | Status) -> Status:
+        """``POST /api/v1/statuses/:id/unreblog``."""
+        return await self._status_action(status_id, "unreblog")
+
+    async def bookmark(self, status_id: str | int | Status) -> Status:
+        """``POST /api/v1/statuses/:id/bookmark``."""
+        return await self._status_action(status_id, "bookmark")
+
+    async def unbookmark(self, status_id: str | int | Status) -> Status:
+        """``POST /api/v1/statuses/:id/unbookmark``."""
+        return await self._status_action(status_id, "unbookmark")
+
+    async def _status_action(self, status_id: str | int | Status, action: str) -> Status:
+        return await self.post(Status, f"/api/v1/statuses/{_status_segment(status_id)}/{action}")
+
+    # -- media ------------------------------------------------------------------------------
+
+    async def upload_media(
+        self,
+        file: str | os.PathLike[str] | bytes,
+        *,
+        description: str | None = None,
+        focus: tuple[float, float] | None = None,
+        filename: str | None = None,
+        mime_type: str | None = None,
+        max_polls: int = 60,
+        poll_interval: float = 1.0,
+    ) -> MediaAttachment:
+        """Upload a file (``POST /api/v2/media``) and return it once the server is done.
+
+        ``file`` is a path (read in a worker thread, off the event loop) or the bytes.
+        ``filename`` and ``mime_type`` default to the path's name and the type its
+        extension suggests. ``focus`` is the focal point, ``(x, y)`` from -1.0 to 1.0.
+        Mastodon answers ``202 Accepted`` while it processes a large file; the upload is
+        then polled (``GET /api/v1/media/:id``, ``206`` until ready) every
+        ``poll_interval`` seconds, at most ``max_polls`` times, after which
+        :class:`~aiomasto.MediaNotReady` is raised. A server without v2 (404) gets
+        ``POST /api/v1/media``. Uploads are not retried (the server would keep each one).
+
+        Example::
+
+            media = await masto.upload_media("cat.jpg", description="A cat asleep on a laptop")
+            await masto.post_status("Look", media=[media])
+        """
+        if isinstance(file, bytes):
+            content, name = file, filename or "file"
+        else:
+            path = Path(file)
+            content = await asyncio.to_thread(path.read_bytes)
+            name = filename or path.name
+        mime = mime_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if type(max_polls) is not int or max_polls < 0:
+            raise ConfigurationError(f"max_polls must be a whole number >= 0, not {max_polls!r}")
+        fields: dict[str, str | None] = {
+            "description": description,
+            "focus": None if focus is None else f"{focus[0]},{focus[1]}",
+        }
+        files = {"file": (name, content, mime)}
+        try:
+            response = await self.request("POST", "/api/v2/media", data=fields, files=files)
+        except NotFound:
+            response = await self.request("POST", "/api/v1/media", data=fields, files=files)
+        media = decode_json(MediaAttachment, response.body, **response.context())
+        path_segment = _path_segment(media.id)
+        polls = 0
+        # 202 from the upload, then 206 from each look: still processing (url is null).
+        while response.status in (202, 206):
+            if polls >= max_polls:
+                raise MediaNotReady(
+                    f"media {media.id} was still processing after {polls} polls",
+                    media_id=media.id,
+                )
+            await self._sleep(poll_interval)
+            polls += 1
+            response = await self.request("GET", f"/api/v1/media/{path_segment}")
+            media = decode_json(MediaAttachment, response.body, **response.context())
+        return media
+
+    # -- relationships ----------------------------------------------------------------------
+
+    async def follow(
+        self,
+        account_id: str | int,
+        *,
+        reblogs: bool | None = None,
+        notify: bool | None = None,
+        languages: Iterable[str] | None = None,
+    ) -> Relationship:
+        """``POST /api/v1/accounts/:id/follow``; again to change ``reblogs`` (show their
+        boosts), ``notify`` (a notification for each of their posts) or ``languages``.
+
+        Example: ``await masto.follow(account.id, reblogs=False)``
+        """
+        document = {
+            "reblogs": reblogs,
+            "notify": notify,
+            "languages": None if languages is None else list(languages),
+        }
+        return await self._relate(account_id, "follow", document)
+
+    async def unfollow(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/unfollow``."""
+        return await self._relate(account_id, "unfollow")
+
+    async def remove_from_followers(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/remove_from_followers``: they no longer follow you."""
+        return await self._relate(account_id, "remove_from_followers")
+
+    async def block(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/block``; follows between you end."""
+        return await self._relate(account_id, "block")
+
+    async def unblock(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/unblock``."""
+        return await self._relate(account_id, "unblock")
+
+    async def mute(
+        self,
+        account_id: str | int,
+        *,
+        duration: float | timedelta | None = None,
+        notifications: bool | None = None,
+    ) -> Relationship:
+        """``POST /api/v1/accounts/:id/mute``: for ``duration`` (seconds or a timedelta;
+        for ever when left out); ``notifications=False`` keeps their notifications coming.
+
+        Example: ``await masto.mute(account.id, duration=timedelta(days=1))``
+        """
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else duration
+        document = {
+            "duration": None if seconds is None else int(seconds),
+            "notifications": notifications,
+        }
+        return await self._relate(account_id, "mute", document)
+
+    async def unmute(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/unmute``."""
+        return await self._relate(account_id, "unmute")
+
+    async def endorse(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/pin``: feature an account you follow on your profile
+        (the path every Mastodon since 2.5 knows; 4.4 adds ``/endorse`` as its new name)."""
+        return await self._relate(account_id, "pin")
+
+    async def unendorse(self, account_id: str | int) -> Relationship:
+        """``POST /api/v1/accounts/:id/unpin``."""
+        return await self._relate(account_id, "unpin")
+
+    async def _relate(
+        self, account_id: str | int, action: str, document: Mapping[str, Any] | None = None
+    ) -> Relationship:
+        sent = {k: v for k, v in (document or {}).items() if v is not None}
+        return await self.post(
+            Relationship,
+            f"/api/v1/accounts/{_path_segment(account_id)}/{action}",
+            json=sent or None,
+        )
+
+    async def accounts(
+        self, account_ids: Iterable[str | int], *, chunk_size: int = 40
+    ) -> list[Account]:
+        """Many accounts at once, in the order of ``account_ids`` (unknown ones left out).
+
+        ``GET /api/v1/accounts?id[]=…`` (Mastodon 4.3+) in chunks of ``chunk_size``; a
+        server without it (404) is asked one ``GET /api/v1/accounts/:id`` per account, and
+        the Session remembers not to try the batch again.
+
+        Example: ``authors = await masto.accounts(s.account.id for s in statuses)``
+        """
+        wanted = list(dict.fromkeys(_account_id(i) for i in account_ids))
+        if type(chunk_size) is not int or chunk_size < 1:
+            raise ConfigurationError(f"chunk_size must be at least 1, not {chunk_size!r}")
+        found: dict[str, Account] = {}
+        for start in range(0, len(wanted), chunk_size):
+            chunk = wanted[start : start + chunk_size]
+            if self._batched_accounts:
+                try:
+                    batch = await self.get_list(Account, "/api/v1/accounts", params={"id": chunk})
+                except NotFound:
+                    self._batched_accounts = False
+                else:
+                    found.update((account.id, account) for account in batch)
+                    continue
+            for account_id in chunk:
+                try:
+                    found[account_id] = await self.account(account_id)
+                except (NotFound, Gone):
+                    continue
+        return [found[i] for i in wanted if i in found]
+
+    # -- notifications ----------------------------------------------------------------------
+
+    def notifications(
+        self,
+        *,
+        types: Iterable[str] | None = None,
+        exclude_types: Iterable[str] | None = None,
+        account_id: str | int | None = None,
+        limit: int | None = None,
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> Paginator[Notification]:
+        """``GET /api/v1/notifications``, newest first, page after page.
+
+        ``types`` keeps only those types (``["mention"]``), ``exclude_types`` leaves some out;
+        ``account_id`` keeps those from one account; ``limit`` is the page size (40, at most
+        80). To read what is new since a notification, walk until you reach its id.
+
+        Example::
+
+            async for notification in masto.notifications(types=["mention", "follow"]):
+                print(notification.type, notification.account.acct)
+        """
+        params: dict[str, ParamValue] = {
+            "types": None if types is None else _strings("types", types),
+            "exclude_types": None
+            if exclude_types is None
+            else _strings("exclude_types", exclude_types),
+            "account_id": None if account_id is None else _account_id(account_id),
+            "limit": _limit(limit),
+        }
+        return self.paginate(
+            Notification,
+            "/api/v1/notifications",
+            params=params,
+            max_items=max_items,
+            max_pages=max_pages,
+        )
+
+    async def notification(self, notification_id: str | int) -> Notification:
+        """``GET /api/v1/notifications/:id``."""
+        return await self.get(
+            Notification, f"/api/v1/notifications/{_path_segment(notification_id)}"
+        )
+
+    async def dismiss_notification(self, notification_id: str | int) -> None:
+        """``POST /api/v1/notifications/:id/dismiss``: remove one notification."""
+        await self.request(
+            "POST", f"/api/v1/notifications/{_path_segment(notification_id)}/dismiss"
+        )
+
+    async def clear_notifications(self) -> None:
+        """``POST /api/v1/notifications/clear``: remove every notification."""
+        await self.request("POST", "/api/v1/notifications/clear")
+
+    # -- instance and timelines -------------------------------------------------------------
+
+    async def instance_info(self) -> Instance:
+        """The server's description and limits: ``GET /api/v2/instance``, or on servers
+        without it (Akkoma, Mastodon < 4.0: 404) ``/api/v1/instance`` mapped into the same
+        :class:`Instance`. (:attr:`instance` is the URL the Session talks to.)
+
+        Example::
+
+            info = await masto.instance_info()
+            info.configuration.urls.streaming   # "wss://streaming.mastodon.example"
+        """
+        try:
+            return await self.get(Instance, "/api/v2/instance")
+        except NotFound:
+            return Instance.from_v1(await self.get(InstanceV1, "/api/v1/instance"))
+
+    def home_timeline(
+        self,
+        *,
+        limit: int | None = None,
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> Paginator[Status]:
+        """``GET /api/v1/timelines/home``: statuses of the accounts you follow, newest first.
+
+        Example::
+
+            async for status in masto.home_timeline(max_items=100):
+                print(status.account.acct, status.content)
+        """
+        return self.paginate(
+            Status,
+            "/api/v1/timelines/home",
+            params={"limit": _limit(limit)},
+            max_items=max_items,
+            max_pages=max_pages,
+        )
+
+    def public_timeline(
+        self,
+        *,
+        local: bool | None = None,
+        remote: bool | None = None,
+        only_media: bool | None = None,
+        limit: int | None = None,
+        max_items: int | None = None,
+        max_pages: int | None = None,
+    ) -> Paginator[Status]:
+        """``GET /api/v1/timelines/public``: public statuses, newest first (``local``: this
+        server's only, ``remote``: others' only)."""
+        params: dict[str, ParamValue] = {
+            "local": local,
+            "remote": remote,
+            "only_media": only_media,
+            "limit": _limit(limit),
+        }
+        return self.paginate(
+            Status,
+            "/api/v1/timelines/public",
+            params=params,
+            max_items=max_items,
+            max_pages=max_pages,
+        )
+
+    def bookmarks(
+        self, *, limit: int | None = None, max_items: int | None = None
+    ) -> Paginator[Status]:
+        """``GET /api/v1/bookmarks``: what you bookmarked, the latest first."""
+        return self.paginate(
+            Status, "/api/v1/bookmarks", params={"limit": _limit(limit)}, max_items=max_items
+        )
+
+    def favourites(
+        self, *, limit: int | None = None, max_items: int | None = None
+    ) -> Paginator[Status]:
+        """``GET /api/v1/favourites``: what you favourited, the latest first."""
+        return self.paginate(
+            Status, "/api/v1/favourites", params={"limit": _limit(limit)}, max_items=max_items
+        )
+
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _url(self, path: str, params: Mapping[str, str] | None = None) -> URL:
+    def _url(
+        self, path: str, params: Mapping[str, str] | list[tuple[str, str]] | None = None
+    ) -> URL:
         if not params:
             known = self._link_urls.get(path)
             if known is not None:
@@ -707,14 +1431,70 @@ class Session:
         target: str | URL,
         *,
         form: Mapping[str, str] | None = None,
+        body: Body | None = None,
+        headers: Mapping[str, str] | None = None,
         token: Token | None = None,
         idempotent: bool | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         url = target if isinstance(target, URL) else self._url(target)
         return await self._requester.send(
-            method, url, form=form, token=token, idempotent=idempotent, timeout=timeout
+            method,
+            url,
+            form=form,
+            body=body,
+            headers=headers,
+            token=token,
+            idempotent=idempotent,
+            timeout=timeout,
         )
+
+
+def _body(
+    *,
+    data: Params | None,
+    json: Any,
+    files: Mapping[str, FileSpec] | None,
+    form: Mapping[str, str] | None,
+) -> Body | None:
+    given = [name for name, v in (("data", data), ("json", json), ("form", form)) if v is not None]
+    if files is not None and (json is not None or form is not None):
+        raise ConfigurationError("files= goes with data= (the other fields), not json= or form=")
+    if len(given) > 1 and files is None:
+        raise ConfigurationError(f"give one body, not {' and '.join(given)}")
+    if files is not None:
+        return multipart_body(data, files)
+    if json is not None:
+        return json_body(json)
+    if data is not None:
+        return form_body(data)
+    return None
+
+
+def _ref(value: str | int | Status | MediaAttachment) -> str:
+    """An id, from an id or from the entity it names."""
+    if isinstance(value, Status | MediaAttachment):
+        return value.id
+    return _account_id(value)
+
+
+def _status_segment(value: str | int | Status) -> str:
+    return quote(_ref(value), safe="")
+
+
+def _strings(name: str, values: Iterable[str]) -> list[str]:
+    if isinstance(values, str):
+        raise ConfigurationError(f"{name} must be a list of strings, not one string")
+    items = list(values)
+    if not all(type(v) is str and v for v in items):
+        raise ConfigurationError(f"{name} must be a list of non-empty strings")
+    return items
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ConfigurationError(f"limit must be a whole number of at least 1, not {limit!r}")
+    return limit
 
 
 def _account_id(value: str | int) -> str:

@@ -297,7 +297,6 @@ class Stream:
         self._pending: deque[StreamEvent] = deque()
         self._seen = _SeenIds(_SEEN_IDS)
         self._last_notification: str | None = None
-        self._baseline_taken = False
         self._closed = False
         self.reconnects = 0
         """How many times the stream was opened again after a drop."""
@@ -379,6 +378,13 @@ class Stream:
         """Connect, with backoff between failed attempts; then fill the gap, if any."""
         while True:
             try:
+                if self._fetch is not None and self._last_notification is None:
+                    # Where "missed" starts, read before the first socket opens: what is
+                    # newer was made while listening, and the gap fill finds it if the
+                    # socket loses it. (Read after, a notification made in between would
+                    # count as old, and be lost with a socket that dropped it.)
+                    newest = [_payload_id(item) for item in await self._fetch(None)]
+                    self._last_notification = max(filter(None, newest), key=_id_key, default="0")
                 conn = await self._connect()
             except TransportError as exc:
                 await self._lost(exc, connected=False)
@@ -391,16 +397,10 @@ class Stream:
         # The socket is open before the fetch, so whatever happens meanwhile arrives on it
         # (and is delivered once): the gap closes without a window.
         try:
-            if self._baseline_taken:
-                await self._fill_gap()
-            elif self._last_notification is None:
-                newest = [_payload_id(item) for item in await self._fetch(None)]
-                self._last_notification = max(filter(None, newest), key=_id_key, default="0")
+            await self._fill_gap()
         except TransportError as exc:
             # The REST side failed where the stream did not: start over, gap and all.
             await self._lost(exc)
-            return
-        self._baseline_taken = True
 
     async def _fill_gap(self) -> None:
         assert self._fetch is not None

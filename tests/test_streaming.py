@@ -21,8 +21,9 @@ from aiomasto import (
     Unauthorized,
 )
 from aiomasto._urls import streaming_origin
+from aiomasto.entities import Notification
 from aiomasto.streaming import Reconnecting, Skip, Stream, StreamEvent, decode_message
-from aiomasto.testing import FakeMastodon
+from aiomasto.testing import FakeMastodon, Fault
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -472,3 +473,52 @@ def test_a_server_error_message_raises() -> None:
         )
     with pytest.raises(BadRequest, match="Unknown stream type"):
         decode_message('{"error": "Unknown stream type", "status": "x"}', {})
+
+
+async def test_every_notification_arrives_once_through_five_drops(
+    server: FakeMastodon, alice: tuple[str, str]
+) -> None:
+    account, token = alice
+    bob = server.add_account("bob")
+    vt = VirtualTime()
+    drops_at = (20, 60, 100, 140, 180)
+    # The gap fills are answered late, so what is made meanwhile reaches the client twice:
+    # on the new socket and in the page fetched.
+    server.inject("/api/v1/notifications", Fault.slow(0.02), times=10)
+    opened = 0
+    async with session(server, token, sleep=vt.sleep, clock=vt.clock) as masto:
+        stream = masto.stream("user")
+        reader = Reader(stream)
+        await until(lambda: server.stream_connections == 1)
+        for i in range(200):
+            if i in drops_at:
+                # Each drop cuts a live connection; the notifications made while the client
+                # is away, connecting again or filling the gap reach it once all the same.
+                await until(lambda: server.stream_connections == 1)
+                opened = server.streams_opened
+                assert server.drop_streams() == 1
+            elif i - 3 in drops_at:
+                await until(lambda o=opened: server.streams_opened > o)  # type: ignore[misc]
+            server.notify(account, "mention" if i % 2 else "favourite", bob)
+            await asyncio.sleep(0)
+        await until(
+            lambda: (
+                len({e.payload.id for e in reader.events if e.event == "notification"}) >= 200
+                or reader.task.done()
+            )
+        )
+        # A sentinel after everything: a duplicate still on its way would come before it.
+        await until(lambda: server.stream_connections == 1)
+        server.push("user", "delete", "sentinel", account_id=account)
+        await until(lambda: reader.events[-1].payload == "sentinel" or reader.task.done())
+        await reader.stop()
+    assert reader.error is None
+    delivered = [e.payload.id for e in reader.events if e.event == "notification"]
+    expected = [notification_id for notification_id, _ in server.notifications_of(account)]
+    assert len(expected) == 200
+    assert sorted(delivered) == sorted(expected)  # each exactly once
+    assert stream.reconnects == 5
+    assert server.streams_opened == 6
+    filled = [e for e in reader.events if e.gap_fill]
+    assert filled, "the drops should have cost the stream some notifications"
+    assert all(isinstance(e.payload, Notification) for e in reader.events[:-1])

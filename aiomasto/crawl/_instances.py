@@ -506,11 +506,12 @@ class _CountingTransport(Transport):
         *,
         headers: Mapping[str, str],
         form: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         request_timeout: aiohttp.ClientTimeout | None = None,
     ) -> RawResponse:
         self._count(1)
         return await self._inner.send(
-            method, url, headers=headers, form=form, request_timeout=request_timeout
+            method, url, headers=headers, form=form, body=body, request_timeout=request_timeout
         )
 
     def with_agent(self, headers: Mapping[str, str]) -> dict[str, str]:

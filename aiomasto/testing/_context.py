@@ -104,8 +104,10 @@ class Ctx:
 
     def _require(self, endpoint: Endpoint, *, user: bool) -> Token:
         """A live token with one of the endpoint's scopes (and a user, if ``user``)."""
+        return self._require_scopes(self.flavor.auth.scopes[endpoint], user=user)
+
+    def _require_scopes(self, scopes: tuple[str, ...], *, user: bool) -> Token:
         rules = self.flavor.auth
-        scopes = rules.scopes[endpoint]
         token = self.token
         if token is None:
             raise self._fail(rules.missing, scopes)
@@ -149,6 +151,13 @@ class Ctx:
         """Endpoints acting for a user (verify_credentials, relationships): the user's id."""
         token = self._require(endpoint, user=True)
         assert token.account_id is not None  # _require(user=True) rejected app tokens
+        return token.account_id
+
+    def authorize_scopes(self, *scopes: str) -> int:
+        """A user's live token with one of ``scopes`` (Mastodon's ``doorkeeper_authorize!``
+        then ``require_user!``): the user's id. The last scope is the one errors name."""
+        token = self._require_scopes(scopes, user=True)
+        assert token.account_id is not None  # user=True rejected app tokens
         return token.account_id
 
     def authorize_app(self) -> Token:

@@ -88,6 +88,8 @@ class Fault:
     cut_after: int | None = None
     # Add X-RateLimit-* headers describing the request's current rate-limit window.
     window_headers: bool = False
+    # Let the server carry the request out, then hang up before a byte of the answer.
+    after_processing: bool = False
     then: Fault | None = attrs.field(default=None, validator=_check_shape)
 
     @classmethod
@@ -165,6 +167,15 @@ class Fault:
             cut_after=len(_RESET_BODY) // 2,
             kind="reset",
         )
+
+    @classmethod
+    def reset_after_processing(cls) -> Fault:
+        """The server does the work (a status is posted), then the connection drops before
+        the answer: the client cannot tell whether it happened, and must not do it twice.
+
+        Example: ``server.inject("/api/v1/statuses", Fault.reset_after_processing())``.
+        """
+        return cls(status=None, after_processing=True, kind="reset_after_processing")
 
     @classmethod
     def slow(cls, seconds: float, then: Fault | None = None) -> Fault:

@@ -17,6 +17,7 @@ __all__ = [
     "BodyError",
     "Params",
     "RecordedRequest",
+    "Upload",
     "dump_json",
     "json_response",
     "json_text_response",
@@ -125,7 +126,18 @@ def _flatten(prefix: str, value: object, out: list[tuple[str, str]]) -> None:
         out.append((prefix, _scalar_text(value)))
 
 
-def _multipart_pairs(content_type: str, body: bytes) -> list[tuple[str, str]]:
+@attrs.frozen(kw_only=True)
+class Upload:
+    """A file part of a multipart body, as Rails hands it over (``params[:file]``)."""
+
+    filename: str
+    content_type: str
+    data: bytes = attrs.field(repr=False)
+
+
+def _multipart_pairs(
+    content_type: str, body: bytes, uploads: dict[str, Upload]
+) -> list[tuple[str, str]]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
@@ -135,7 +147,15 @@ def _multipart_pairs(content_type: str, body: bytes) -> list[tuple[str, str]]:
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            uploads[name] = Upload(
+                filename=filename, content_type=part.get_content_type(), data=payload
+            )
+            pairs.append((name, f"<{filename}: {len(payload)} bytes>"))
+        else:
             pairs.append((name, payload.decode("utf-8", "replace")))
     return pairs
 
@@ -165,7 +185,11 @@ def parse_body(content_type: str, body: bytes, into: Params) -> tuple[tuple[str,
     if mime == "application/x-www-form-urlencoded":
         form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
     elif mime == "multipart/form-data":
-        form = _multipart_pairs(content_type, body)
+        uploads: dict[str, Upload] = {}
+        form = _multipart_pairs(content_type, body, uploads)
+        parse_pairs([(k, v) for k, v in form if k not in uploads], into)
+        into.update(uploads)
+        return tuple(form)
     else:
         return ()
     parse_pairs(form, into)

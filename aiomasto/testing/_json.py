@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Literal
 
 import attrs
@@ -36,6 +37,12 @@ _EVERYONE_ROLE = {
     "color": "",
     "highlighted": False,
 }
+
+
+def _iso(timestamp: float) -> str:
+    # Relationship's muting_expires_at is written with .iso8601: no fraction (mastodon-api.md
+    # section 12.6).
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def version_tuple(version: str) -> tuple[int, int]:
@@ -250,26 +257,34 @@ def relationship_document(
 ) -> dict[str, object]:
     following = state.follow_id(viewer_id, target_id) is not None
     muting = state.mutes(viewer_id, target_id)
+    reblogs, notify, languages = state.posts.follow_options.get(
+        (viewer_id, target_id), (True, False, None)
+    )
+    mute_notifications, mute_expires = state.posts.mute_options.get(
+        (viewer_id, target_id), (True, None)
+    )
     doc: dict[str, object] = {
         "id": str(target_id),
         "following": following,
-        "showing_reblogs": following,
-        "notifying": False,
-        "languages": None,
+        "showing_reblogs": following and reblogs,
+        "notifying": following and notify,
+        "languages": languages if following else None,
         "followed_by": state.follow_id(target_id, viewer_id) is not None,
         "blocking": state.blocks(viewer_id, target_id),
         "blocked_by": state.blocks(target_id, viewer_id),
         "muting": muting,
         # Mutes made through the API hide notifications unless asked otherwise.
-        "muting_notifications": muting,
+        "muting_notifications": muting and mute_notifications,
     }
     if version >= V4_6:
-        doc["muting_expires_at"] = None
+        doc["muting_expires_at"] = (
+            _iso(mute_expires) if muting and mute_expires is not None else None
+        )
     doc.update(
         requested=False,
         requested_by=False,
         domain_blocking=False,
-        endorsed=False,
+        endorsed=target_id in state.posts.endorsed.get(viewer_id, ()),
         note="",
     )
     return doc

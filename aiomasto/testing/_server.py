@@ -23,7 +23,7 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
-from . import _accounts, _authorize, _instance, _oauth, _webfinger
+from . import _accounts, _authorize, _bot, _instance, _oauth, _webfinger
 from ._context import Ctx, Halt, presented_token
 from ._faults import Chaos, Fault
 from ._flavors import FLAVORS, FlavorName, follow_ulid
@@ -37,7 +37,8 @@ from ._http import (
     parse_pairs,
     scalar,
 )
-from ._json import V4_4, V4_6, application_document, version_tuple
+from ._json import V4_4, V4_6, Render, application_document, version_tuple
+from ._posts import Notice, notification_document
 from ._ratelimit import (
     Limits,
     Throttle,
@@ -119,6 +120,7 @@ _ROUTES = (
     _route("GET", "/api/v1/accounts/:id", _accounts.show),
     _route("GET", "/api/v1/accounts/:id/followers", _accounts.followers),
     _route("GET", "/api/v1/accounts/:id/following", _accounts.following),
+    *(_route(method, path, handler) for method, path, handler in _bot.ROUTES),
 )
 
 
@@ -384,6 +386,7 @@ class FakeMastodon:
         self._username_counters: dict[str, int] = {}
         self._remote_created_at = _midnight(clock())
         self._streams = StreamHub()
+        self._state.posts.on_notice = self._publish_notice
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -511,9 +514,13 @@ class FakeMastodon:
         Example: ``cursor = server.follow(bob, alice)``.
         """
         with self._state.lock:
-            follow_id = self._state.follow(
-                self._account_id(follower_id), self._account_id(target_id)
-            )
+            follower, target = self._account_id(follower_id), self._account_id(target_id)
+            known = self._state.follow_id(follower, target)
+            follow_id = self._state.follow(follower, target)
+            if known is None:
+                self._state.posts.notify(
+                    self._state, target, "follow", follower, None, self._clock()
+                )
         if self._flavor.paging.follow_ids == "ulid":
             return follow_ulid(follow_id)
         return str(follow_id)
@@ -683,6 +690,112 @@ class FakeMastodon:
         """``muter_id`` mutes ``muted_id`` (notifications included)."""
         with self._state.lock:
             self._state.mute(self._account_id(muter_id), self._account_id(muted_id))
+
+    # Statuses and notifications
+
+    def post_status(
+        self,
+        account_id: str,
+        text: str,
+        *,
+        visibility: str = "public",
+        in_reply_to_id: str | None = None,
+        spoiler_text: str = "",
+        language: str | None = "en",
+    ) -> str:
+        """Post a status as ``account_id`` (as the API would) and return its id.
+
+        Mentions (``@user``, ``@user@domain``) of accounts on this server notify them, as
+        does a post to followers who follow with ``notify=true``.
+
+        Example::
+
+            status_id = server.post_status(bob, "@bot hello there")   # bot gets a mention
+        """
+        with self._state.lock:
+            author = self._account_id(account_id)
+            reply = None if in_reply_to_id is None else int(in_reply_to_id)
+            if reply is not None and self._state.posts.live(reply) is None:
+                raise ValueError(f"no status with id {in_reply_to_id}")
+            post = self._state.posts.create_status(
+                self._state,
+                author,
+                text,
+                self._clock(),
+                local_domain=self._domain or "",
+                visibility=visibility,
+                spoiler_text=spoiler_text,
+                language=language,
+                in_reply_to_id=reply,
+            )
+        return str(post.id)
+
+    def notify(
+        self, account_id: str, type: str, from_account_id: str, status_id: str | None = None
+    ) -> str:
+        """Give ``account_id`` a notification of ``type`` (any string) from another account.
+
+        Unlike the notifications the server makes itself, this one is stored whatever the
+        recipient mutes or blocks. Returns its id.
+
+        Example: ``server.notify(bot, "favourite", alice, status_id)``.
+        """
+        with self._state.lock:
+            posts = self._state.posts
+            recipient = self._account_id(account_id)
+            sender = self._account_id(from_account_id)
+            status = None if status_id is None else int(status_id)
+            if status is not None and status not in posts.statuses:
+                raise ValueError(f"no status with id {status_id}")
+            # A notification the server would not make (a muted sender) is still wanted here.
+            notice = Notice(
+                id=posts.next_notice_id(),
+                account_id=recipient,
+                type=type,
+                from_account_id=sender,
+                status_id=status,
+                at=self._clock(),
+            )
+            posts.notices[notice.id] = notice
+            self._publish_notice(notice)
+        return str(notice.id)
+
+    def statuses_of(self, account_id: str) -> list[str]:
+        """The ids of the statuses (boosts included) ``account_id`` has posted and not
+        deleted, oldest first."""
+        with self._state.lock:
+            wanted = self._account_id(account_id)
+            return [
+                str(p.id)
+                for p in self._state.posts.statuses.values()
+                if p.account_id == wanted and not p.deleted
+            ]
+
+    def status_text(self, status_id: str) -> str:
+        """The plain text a status was posted (or last edited) with."""
+        with self._state.lock:
+            return self._state.posts.statuses[int(status_id)].text
+
+    def notifications_of(self, account_id: str) -> list[tuple[str, str]]:
+        """``(id, type)`` of the notifications ``account_id`` has, oldest first."""
+        with self._state.lock:
+            wanted = self._account_id(account_id)
+            return [
+                (str(n.id), n.type)
+                for n in self._state.posts.notices.values()
+                if n.account_id == wanted
+            ]
+
+    def slow_media(self, *, polls: int = 0, seconds: float = 0.0) -> None:
+        """Make ``POST /api/v2/media`` answer 202 and keep the upload processing for
+        ``polls`` GETs of ``/api/v1/media/:id`` and ``seconds`` of the server's clock
+        (both must pass). ``slow_media()`` makes uploads instant again.
+
+        Example: ``server.slow_media(polls=3)``: 206, 206, 206, then 200.
+        """
+        with self._state.lock:
+            self._state.posts.processing_gets = polls
+            self._state.posts.processing_seconds = seconds
 
     # Apps and tokens
 
@@ -1007,6 +1120,24 @@ class FakeMastodon:
         """How many streaming WebSockets were accepted since the server started."""
         return self._streams.connections_opened
 
+    def _publish_notice(self, notice: Notice) -> None:
+        """Stream a new notification to its recipient's ``user`` and ``user:notification``
+        streams, rendered as ``GET /api/v1/notifications`` renders it."""
+        if not self._streams.open_connections:
+            return
+        base = self.url or ""
+        render = Render(
+            base=base,
+            version=self._version,
+            shape=self._flavor.account_shape,
+            domain=self._domain or URL(base).host or "",
+        )
+        document = notification_document(
+            self._state, self._state.posts, notice, render, self._clock()
+        )
+        for stream in (("user",), ("user:notification",)):
+            self._streams.publish(stream, "notification", document, account_id=notice.account_id)
+
     def _stream_account(self, request: web.Request) -> tuple[int | None, str | None]:
         """Whose stream this is, from the header, the protocol or the query (index.js)."""
         protocol = request.headers.get("Sec-WebSocket-Protocol", "").strip() or None
@@ -1051,7 +1182,9 @@ class FakeMastodon:
             account_id, protocol = self._stream_account(request)
             return await self._streams.serve(request, account_id, protocol)
         fault = self._take_fault(request.method, request.path)
+        hang_up = False
         while fault is not None:
+            hang_up = hang_up or fault.after_processing
             with self._state.lock:
                 self.faults_injected[fault.kind] += 1
             if fault.delay:
@@ -1062,6 +1195,9 @@ class FakeMastodon:
         with self._state.lock:
             response = self._respond(request, params, body_error)
             rewrite = self._link_rewriter
+        if hang_up and request.transport is not None:
+            request.transport.close()
+            return response
         link = response.headers.get("Link")
         if link is not None and rewrite is not None:
             response.headers["Link"] = rewrite(link)

@@ -230,6 +230,11 @@ class State:
         self.json_base = ""
         # Counts shown instead of the stored follows (remote accounts show their home's).
         self.claimed_counts: dict[int, tuple[int | None, int | None]] = {}
+        # Statuses, media, notifications: imported here, as _posts renders with _json,
+        # which reads this module's records.
+        from ._posts import Posts
+
+        self.posts = Posts()
 
     # Accounts
 

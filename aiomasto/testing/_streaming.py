@@ -98,17 +98,20 @@ class StreamHub:
         ws = web.WebSocketResponse(
             protocols=(protocol,) if protocol else (), autoping=False, max_msg_size=64 * 1024
         )
-        await ws.prepare(request)
         client = _Client(account_id, asyncio.get_running_loop())
         client.transport = request.transport
         first = request.query.get("stream")
         if first:
             self._subscribe(client, first, dict(request.query))
+        # Subscribed before the handshake answer leaves: a client that fetches what it
+        # missed as soon as it is connected must find every later event on the socket.
         with self._lock:
             self._clients.append(client)
             self.connections_opened += 1
-        writer = asyncio.create_task(self._write(ws, client))
+        writer: asyncio.Task[None] | None = None
         try:
+            await ws.prepare(request)
+            writer = asyncio.create_task(self._write(ws, client))
             async for msg in ws:
                 if msg.type is WSMsgType.PING:
                     if not self.stalled:
@@ -119,8 +122,9 @@ class StreamHub:
             with self._lock:
                 if client in self._clients:
                     self._clients.remove(client)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            if writer is not None:
+                writer.cancel()
+                await asyncio.gather(writer, return_exceptions=True)
         return ws
 
     async def _write(self, ws: web.WebSocketResponse, client: _Client) -> None:
