@@ -21,7 +21,7 @@ from aiomasto import (
     Unauthorized,
 )
 from aiomasto._urls import streaming_origin
-from aiomasto.entities import Notification
+from aiomasto.entities import Notification, Status
 from aiomasto.streaming import Reconnecting, Skip, Stream, StreamEvent, decode_message
 from aiomasto.testing import FakeMastodon, Fault
 
@@ -336,6 +336,8 @@ async def test_hostile_messages_are_skipped_and_logged(
             json.dumps({"stream": ["public"], "payload": "x"}),
             json.dumps({"event": "delete", "payload": {"id": 1}}),
             json.dumps({"event": "update", "payload": "{not json"}),
+            json.dumps({"event": "notification", "payload": json.dumps({"id": "5"})}),
+            json.dumps({"event": "status.update", "payload": json.dumps([1])}),
             json.dumps({"event": "x" * 10, "stream": "not a list", "payload": "[1"}),
         ):
             server.push_raw(text)
@@ -349,9 +351,10 @@ async def test_hostile_messages_are_skipped_and_logged(
         await reader.stop()
     assert reader.error is None
     assert [e.payload for e in reader.events] == ["[1", "2"]
-    assert stream.skipped == 5
+    assert stream.skipped == 7
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 6
+    assert len(warned) == 8
+    assert any("its payload is not a Notification" in w for w in warned)
     assert any("not JSON" in w for w in warned)
     assert any("larger than max_message_size" in r.getMessage() for r in caplog.records)
 
@@ -419,6 +422,29 @@ DOCS_UPDATE = json.dumps(
                 "edited_at": None,
                 "content": "<p>And now I can't exit the inner nvim</p>",
                 "reblog": None,
+                "account": {
+                    "id": "1081104",
+                    "username": "tobtobxx",
+                    "acct": "tobtobxx@fosstodon.org",
+                    "display_name": "TobTobXX",
+                    "locked": False,
+                    "bot": False,
+                    "discoverable": True,
+                    "group": False,
+                    "created_at": "2020-01-10T00:00:00.000Z",
+                    "note": "<p>Young tech enthusiast.</p>",
+                    "url": "https://fosstodon.org/@tobtobxx",
+                    "avatar": "https://files.mastodon.social/cache/accounts/avatars/001/081/104/original/230a8d0fb54e249b.png",
+                    "avatar_static": "https://files.mastodon.social/cache/accounts/avatars/001/081/104/original/230a8d0fb54e249b.png",
+                    "header": "https://static-cdn.mastodon.social/headers/original/missing.png",
+                    "header_static": "https://static-cdn.mastodon.social/headers/original/missing.png",
+                    "followers_count": 150,
+                    "following_count": 216,
+                    "statuses_count": 2447,
+                    "last_status_at": "2022-08-30",
+                    "emojis": [],
+                    "fields": [],
+                },
                 "media_attachments": [],
                 "mentions": [],
                 "tags": [],
@@ -434,10 +460,15 @@ DOCS_FILTERS = '{"stream": ["user"], "event": "filters_changed"}'
 
 
 def test_the_docs_examples_decode() -> None:
-    update = decode_message(DOCS_UPDATE, {})
+    update = decode_message(DOCS_UPDATE, {"update": Status})
     assert isinstance(update, StreamEvent)
     assert (update.event, update.stream) == ("update", ("public",))
-    assert update.payload["id"] == "108913983692647032"
+    assert isinstance(update.payload, Status)
+    assert update.payload.id == "108913983692647032"
+    assert update.payload.reblog is None
+    raw = decode_message(DOCS_UPDATE, {})
+    assert isinstance(raw, StreamEvent)
+    assert raw.payload["id"] == "108913983692647032"
     assert decode_message(DOCS_DELETE, {}) == StreamEvent(
         event="delete", payload="106692867363994015", stream=("public",)
     )
@@ -522,3 +553,27 @@ async def test_every_notification_arrives_once_through_five_drops(
     filled = [e for e in reader.events if e.gap_fill]
     assert filled, "the drops should have cost the stream some notifications"
     assert all(isinstance(e.payload, Notification) for e in reader.events[:-1])
+
+
+async def test_the_fake_streams_the_notifications_it_makes(
+    server: FakeMastodon, alice: tuple[str, str]
+) -> None:
+    account, token = alice
+    bob = server.add_account("bob")
+    async with session(server, token) as masto:
+        user = Reader(masto.stream("user"))
+        only = Reader(masto.stream("user:notification"))
+        await until(lambda: server.stream_connections == 2)
+        status_id = server.post_status(bob, "@alice hello")
+        [mention] = await user.wait_for(1)
+        [same] = await only.wait_for(1)
+        await user.stop()
+        await only.stop()
+    assert isinstance(mention.payload, Notification)
+    assert mention.payload.type == "mention"
+    assert mention.payload.status is not None
+    assert mention.payload.status.id == status_id
+    assert mention.payload.account.id == bob
+    assert (mention.stream, same.stream) == (("user",), ("user:notification",))
+    assert same.payload == mention.payload
+    assert [i for i, _ in server.notifications_of(account)] == [mention.payload.id]
