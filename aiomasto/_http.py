@@ -1,8 +1,9 @@
 """The transport: the only module that talks to aiohttp's client.
 
-It sends one request and reads the whole body, turning aiohttp's exceptions into aiomasto's
-:class:`~aiomasto.TransportError` family. Redirects are not followed here: the Session decides,
-because only it knows where the bearer token may go.
+It sends one request and reads the whole body, or opens one WebSocket (the streaming API),
+turning aiohttp's exceptions into aiomasto's :class:`~aiomasto.TransportError` family.
+Redirects of requests are not followed here: the Session decides, because only it knows where
+the bearer token may go.
 """
 
 from __future__ import annotations

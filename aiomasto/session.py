@@ -791,17 +791,17 @@ class Session:
         origin besides the instance the token is sent to, in the ``Authorization`` header,
         over ``wss://`` (``ws://`` only on loopback or with ``allow_insecure_http``).
 
-        A dropped connection (reset, closed, or ``heartbeat`` seconds of pings without a pong
-        and half as long again) is opened again after a jittered backoff (0.5 s doubling up
-        to 30 s, back to the start once a connection stayed up a minute), and
-        ``on_reconnect`` is told first. ``max_reconnects`` reconnects in a row without a
-        healthy minute, the error that ended the last connection is raised (``None``: never
-        give up; ``reconnect=False``: raise at the first drop). After a reconnect, the
-        ``user`` and ``user:notification`` streams fetch the notifications missed meanwhile
-        (``gap_fill``), and every notification is delivered once. A bad token raises
-        :class:`~aiomasto.Unauthorized`; a message larger than ``max_message_size`` bytes
-        counts as a drop. Unreadable messages are skipped and logged (see
-        :class:`~aiomasto.Stream`).
+        A connection that drops (reset, closed by the server, or a ping sent every
+        ``heartbeat`` seconds left without a pong for half as long) is opened again after a
+        jittered backoff (0.5 s doubling up to 30 s, back to the start once a connection has
+        stayed up a minute); ``on_reconnect`` is told before each wait. After
+        ``max_reconnects`` reconnects in a row without such a minute, the error that ended
+        the last connection is raised (``None``: never give up; ``reconnect=False``: raise at
+        the first drop). The ``user`` and ``user:notification`` streams fetch the
+        notifications missed while away (``gap_fill``) and deliver every notification once.
+        A bad token raises :class:`~aiomasto.Unauthorized`; a message larger than
+        ``max_message_size`` bytes counts as a drop; unreadable messages are skipped and
+        logged (see :class:`~aiomasto.Stream`).
 
         Example::
 

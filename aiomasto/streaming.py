@@ -24,7 +24,7 @@ import random
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self, get_args
 
 from attrs import field, frozen
 
@@ -56,7 +56,7 @@ StreamName = Literal[
     "list",
     "direct",
 ]
-STREAM_NAMES: frozenset[str] = frozenset(StreamName.__args__)  # type: ignore[attr-defined]
+STREAM_NAMES: frozenset[str] = frozenset(get_args(StreamName))
 
 # Events whose payload is an id, not JSON (Mastodon's docs, "Establishing a WebSocket").
 _ID_EVENTS = frozenset({"delete", "announcement.delete"})
@@ -158,7 +158,8 @@ def decode_message(
         else ()
     )
     payload = message.get("payload")
-    if payload is None:
+    # filters_changed carries nothing (over HTTP its payload is the text "undefined").
+    if payload is None or event == "filters_changed":
         return StreamEvent(event=event, payload=None, stream=stream)
     if event in _ID_EVENTS:
         if not isinstance(payload, str | int) or isinstance(payload, bool):

@@ -475,6 +475,8 @@ def test_the_docs_examples_decode() -> None:
     assert decode_message(DOCS_FILTERS, {}) == StreamEvent(
         event="filters_changed", payload=None, stream=("user",)
     )
+    undefined = '{"stream": ["user"], "event": "filters_changed", "payload": "undefined"}'
+    assert decode_message(undefined, {}) == decode_message(DOCS_FILTERS, {})
 
 
 @pytest.mark.parametrize(
