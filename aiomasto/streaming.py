@@ -141,6 +141,8 @@ def decode_message(
         message = json.loads(text)
     except ValueError:
         return Skip(reason=f"a message that is not JSON ({len(text)} characters)")
+    except RecursionError:
+        return Skip(reason="a message nested too deeply to read")
     if not isinstance(message, dict):
         return Skip(reason=f"a message that is not a JSON object ({type(message).__name__})")
     if "event" not in message and "error" in message:
@@ -177,6 +179,8 @@ def decode_message(
                 return Skip(reason=f"event {event!r}: its payload is not a {cls.__name__}: {exc}")
         try:
             payload = json.loads(payload)
+        except RecursionError:
+            return Skip(reason=f"event {event!r}: its payload is nested too deeply to read")
         except ValueError:
             if event in _JSON_EVENTS:
                 return Skip(reason=f"event {event!r}: its payload is not JSON")

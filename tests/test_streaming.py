@@ -491,10 +491,13 @@ def test_the_docs_examples_decode() -> None:
         ('{"event": "delete", "payload": [1]}', "not an id"),
         ('{"event": "notification", "payload": "{"}', "not JSON"),
         ('{"event": "status.update", "payload": "nope"}', "not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (json.dumps({"event": "x", "payload": "[" * 100_000 + "]" * 100_000}), "too deeply"),
+        (json.dumps({"event": "update", "payload": "[" * 100_000}), "not a Status"),
     ],
 )
 def test_unreadable_messages_say_why_they_are_skipped(text: str, reason: str) -> None:
-    skipped = decode_message(text, {})
+    skipped = decode_message(text, {"update": Status})
     assert isinstance(skipped, Skip)
     assert reason in skipped.reason
 

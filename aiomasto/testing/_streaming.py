@@ -134,7 +134,7 @@ class StreamHub:
     def _command(self, client: _Client, text: str) -> None:
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(message, dict) or not isinstance(message.get("stream"), str):
             return
