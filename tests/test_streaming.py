@@ -582,3 +582,29 @@ async def test_the_fake_streams_the_notifications_it_makes(
     assert (mention.stream, same.stream) == (("user",), ("user:notification",))
     assert same.payload == mention.payload
     assert [i for i, _ in server.notifications_of(account)] == [mention.payload.id]
+
+
+async def test_the_fake_streams_new_statuses_to_home_and_public_streams(
+    server: FakeMastodon, alice: tuple[str, str]
+) -> None:
+    account, token = alice
+    bob = server.add_account("bob")
+    carol = server.add_account("carol")
+    server.follow(account, bob)
+    async with session(server, token) as masto:
+        home = Reader(masto.stream("user", gap_fill=False))
+        public = Reader(masto.stream("public:local"))
+        tag = Reader(masto.stream("hashtag", tag="bots"))
+        await until(lambda: server.stream_connections == 3)
+        unfollowed = server.post_status(carol, "not followed, not tagged")
+        server.post_status(carol, "only followers #bots", visibility="private")
+        posted = server.post_status(bob, "hello #Bots")
+        [update] = await home.wait_for(1)
+        local = await public.wait_for(2)
+        [tagged] = await tag.wait_for(1)
+        for reader in (home, public, tag):
+            await reader.stop()
+    assert isinstance(update.payload, Status)
+    assert (update.event, update.payload.id, update.stream) == ("update", posted, ("user",))
+    assert [e.payload.id for e in local] == [unfollowed, posted]  # not the private one
+    assert (tagged.payload.id, tagged.stream) == (posted, ("hashtag", "bots"))

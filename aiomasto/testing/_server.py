@@ -38,7 +38,7 @@ from ._http import (
     scalar,
 )
 from ._json import V4_4, V4_6, Render, application_document, version_tuple
-from ._posts import Notice, notification_document
+from ._posts import Notice, Post, notification_document, status_document
 from ._ratelimit import (
     Limits,
     Throttle,
@@ -387,6 +387,7 @@ class FakeMastodon:
         self._remote_created_at = _midnight(clock())
         self._streams = StreamHub()
         self._state.posts.on_notice = self._publish_notice
+        self._state.posts.on_status = self._publish_status
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -1120,23 +1121,55 @@ class FakeMastodon:
         """How many streaming WebSockets were accepted since the server started."""
         return self._streams.connections_opened
 
-    def _publish_notice(self, notice: Notice) -> None:
-        """Stream a new notification to its recipient's ``user`` and ``user:notification``
-        streams, rendered as ``GET /api/v1/notifications`` renders it."""
-        if not self._streams.open_connections:
-            return
+    def _stream_render(self) -> Render:
         base = self.url or ""
-        render = Render(
+        return Render(
             base=base,
             version=self._version,
             shape=self._flavor.account_shape,
             domain=self._domain or URL(base).host or "",
         )
+
+    def _publish_notice(self, notice: Notice) -> None:
+        """Stream a new notification to its recipient's ``user`` and ``user:notification``
+        streams, rendered as ``GET /api/v1/notifications`` renders it."""
+        if not self._streams.open_connections:
+            return
         document = notification_document(
-            self._state, self._state.posts, notice, render, self._clock()
+            self._state, self._state.posts, notice, self._stream_render(), self._clock()
         )
         for stream in (("user",), ("user:notification",)):
             self._streams.publish(stream, "notification", document, account_id=notice.account_id)
+
+    def _publish_status(self, post: Post) -> None:
+        """Stream a new status as ``update``: to the ``user`` streams of its author and the
+        author's followers (as each of them sees it), and when public to ``public``,
+        ``public:local`` and its hashtags' streams. Direct messages go to none of these."""
+        listening = self._streams.listeners()
+        if not listening or post.visibility == "direct":
+            return
+        state, posts, render, now = (
+            self._state,
+            self._state.posts,
+            self._stream_render(),
+            self._clock(),
+        )
+        home = {post.account_id, *state.followers_of(post.account_id).account_ids} & listening
+        for reader in sorted(home):
+            document = status_document(state, posts, post, render, reader, now)
+            self._streams.publish(("user",), "update", document, account_id=reader)
+        if post.visibility != "public":
+            return
+        document = status_document(state, posts, post, render, None, now)
+        local = state.accounts[post.account_id].local
+        public: list[tuple[str, ...]] = [
+            ("public",),
+            ("public:local" if local else "public:remote",),
+        ]
+        for tag in post.tags:
+            public += [("hashtag", tag)] + ([("hashtag:local", tag)] if local else [])
+        for stream in public:
+            self._streams.publish(stream, "update", document)
 
     def _stream_account(self, request: web.Request) -> tuple[int | None, str | None]:
         """Whose stream this is, from the header, the protocol or the query (index.js)."""

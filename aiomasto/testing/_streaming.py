@@ -90,6 +90,11 @@ class StreamHub:
         with self._lock:
             return len(self._clients)
 
+    def listeners(self) -> set[int]:
+        """The accounts with a streaming connection open."""
+        with self._lock:
+            return {client.account_id for client in self._clients}
+
     async def serve(
         self, request: web.Request, account_id: int | None, protocol: str | None
     ) -> web.StreamResponse:
