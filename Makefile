@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo demo-crawl bench bench-quick bench-memory bench-crawl clean
+.PHONY: test check lint typecheck pytest demo demo-crawl bench bench-quick bench-memory bench-crawl bench-distributed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-memory: $(VENV)/.dev-installed
 ## make bench-crawl: the crawler over 10 fake instances, 200,000 edges; writes benchmarks/results-crawl.md
 bench-crawl: $(BENCH_VENV)/.installed
 	$(BENCH_BIN)/python -m benchmarks.bench_crawl
+
+## make bench-distributed: 1, 2 and 4 crawl workers on one PostgreSQL; the shared limiters
+bench-distributed: $(VENV)/.dev-installed
+	$(BIN)/python -m benchmarks.bench_distributed
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -26,6 +26,7 @@ from aiohttp import web
 from . import App, JsonFileTokenStore, Page, Session, __version__
 from .auth import OOB_REDIRECT_URI
 from .crawl import _cli as crawl_cli
+from .crawl import _worker_cli
 from .crawl._demo import demo_crawl
 from .entities import Account
 from .errors import MastodonError
@@ -296,7 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--followers", type=int, default=120, help="followers of the demo account")
     run.add_argument("--following", type=int, default=30, help="accounts it follows")
     run.add_argument("--limit", type=int, default=5, help="page size to ask for")
+    _worker_cli.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "crawl-worker":
+        return _run(_worker_cli.crawl_worker(args))
     if args.command == "demo":
         if args.flow == "crawl":
             return asyncio.run(demo_crawl())

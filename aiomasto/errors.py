@@ -9,7 +9,9 @@
     │                                  borrowed aiohttp session was closed (also a RuntimeError)
     ├── TokenStoreError                a TokenStore could not load or save (corrupt file, I/O)
     ├── CrawlSinkError                 a crawl's database could not be read or written (corrupt
-    │                                  file, disk full, I/O)
+    │   │                              file, disk full, I/O)
+    │   └── LeaseLost                  another worker of a shared crawl took the list over (this
+    │                                  one's lease ran out); the page was not stored
     ├── RateLimiterError               a shared rate budget (RedisLimiter) could not be read or
     │                                  updated
     ├── MediaNotReady                  an upload still processing after upload_media's polls
@@ -78,6 +80,7 @@ __all__ = [
     "Gone",
     "AuthorizationDenied",
     "HTTPError",
+    "LeaseLost",
     "LoginError",
     "LoginExpired",
     "MastodonError",
@@ -155,6 +158,13 @@ class CrawlSinkError(MastodonError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+class LeaseLost(CrawlSinkError):
+    """A shared crawl's list is no longer this worker's: its lease ran out and another worker
+    took it over (or finished it). Nothing of the refused page was stored; the crawler drops
+    the list, and the worker that holds it now goes on from the last stored page.
+    """
 
 
 class RateLimiterError(MastodonError):

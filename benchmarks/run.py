@@ -8,7 +8,9 @@ Scenarios (``--only NAME`` runs some of them; ``--quick`` shrinks them all to a 
 - ``decode``: the bytes of a page into Accounts, against ``json.loads`` and ``orjson.loads``;
 - ``memory``: peak RSS streaming 10k, 100k and 1M followers (``bench_memory``);
 - ``rate``: the share of a rate window's budget a crawl uses under ``rate_limit="pace"``;
-- ``crawl``: the Crawler over 10 instances (``benchmarks/bench_crawl.py``).
+- ``crawl``: the Crawler over 10 instances (``benchmarks/bench_crawl.py``);
+- ``distributed``: 1, 2 and 4 crawl workers on one PostgreSQL, and the shared limiters'
+  overhead per request (``benchmarks/bench_distributed.py``).
 
 Each crawl runs in a fresh client process pinned to one CPU, against the benchmark server in
 its own process pinned to the other (``benchmarks/server.py``), and is checked account by
@@ -27,6 +29,7 @@ Usage, from the repository root in the benchmark environment (``make bench`` cre
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata
 import importlib.util
 import json
@@ -474,6 +477,20 @@ def rate(quick: bool) -> Section:
     return section
 
 
+def distributed(quick: bool) -> Section:
+    """Scenario 7: crawl workers on one PostgreSQL, and the shared limiters' overhead."""
+    from benchmarks import bench_distributed
+
+    section = Section("7. The distributed crawl and the shared rate budget")
+    section.lines += [
+        "`python -m benchmarks.bench_distributed`: a throwaway PostgreSQL and redis-server "
+        "(Debian's packages); see the module's docstring for the method.",
+        "",
+        *asyncio.run(bench_distributed.measure(quick)),
+    ]
+    return section
+
+
 SCENARIOS: dict[str, Callable[[bool], Section]] = {
     "single": single,
     "many": many,
@@ -481,6 +498,7 @@ SCENARIOS: dict[str, Callable[[bool], Section]] = {
     "memory": memory,
     "rate": rate,
     "crawl": bench_crawl.crawl,
+    "distributed": distributed,
 }
 
 

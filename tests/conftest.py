@@ -10,7 +10,7 @@ import orjson
 import pytest
 from browser import Browser, chromium
 from hypothesis import settings
-from servers import redis_server
+from servers import postgres_server, redis_server
 
 from aiomasto import _converter
 from aiomasto.testing import FakeMastodon
@@ -50,4 +50,11 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
 def redis_url() -> Iterator[str]:
     """A real, password-protected redis-server for this test session (Debian's package)."""
     with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL for this test session (Debian's package), password-protected."""
+    with postgres_server() as url:
         yield url

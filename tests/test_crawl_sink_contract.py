@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from aiomasto.crawl import (
     Edge,
     ListResult,
     PageCommit,
+    PostgresCrawlSink,
     SqliteCrawlSink,
     Unit,
     UnitKey,
@@ -58,13 +60,17 @@ class SinkSpec:
     module: str
     name: str
     args: tuple[str, ...] = ()
+    kwargs: dict[str, Any] = field(factory=dict)
 
     def make(self) -> CrawlSink:
-        sink: CrawlSink = getattr(importlib.import_module(self.module), self.name)(*self.args)
+        kind = getattr(importlib.import_module(self.module), self.name)
+        sink: CrawlSink = kind(*self.args, **self.kwargs)
         return sink
 
     def to_json(self) -> str:
-        return json.dumps({"module": self.module, "name": self.name, "args": self.args})
+        return json.dumps(
+            {"module": self.module, "name": self.name, "args": self.args, "kwargs": self.kwargs}
+        )
 
 
 @frozen(kw_only=True)
@@ -100,7 +106,7 @@ async def read_sqlite(sink: CrawlSink) -> Held:
     )
 
 
-def sqlite_backend(tmp_path: Path) -> Backend:
+def sqlite_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     path = tmp_path / "crawls" / "crawl.sqlite"
     spec = SinkSpec(module="aiomasto.crawl", name="SqliteCrawlSink", args=(str(path),))
 
@@ -112,17 +118,44 @@ def sqlite_backend(tmp_path: Path) -> Backend:
     return Backend(name="sqlite", make=spec.make, read=read_sqlite, shared=spec, check=check)
 
 
+async def read_postgres(sink: CrawlSink) -> Held:
+    assert isinstance(sink, PostgresCrawlSink)
+    return Held(
+        edges=frozenset([(edge.follower, edge.followed) async for edge in sink.edges()]),
+        accounts={record.key: record async for record in sink.accounts()},
+        units={unit.key: unit async for unit in sink.units()},
+        results={key: result async for key, result in sink.outcomes()},
+    )
+
+
+def postgres_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A schema of its own per test on the session's PostgreSQL. One worker name for every
+    sink: a crawler that restarts under its name takes its units back at once, as a new
+    open of an SQLite file does (other workers would wait for the lease to run out)."""
+    url = request.getfixturevalue("postgres_url")
+    spec = SinkSpec(
+        module="aiomasto.crawl",
+        name="PostgresCrawlSink",
+        args=(url,),
+        kwargs={"schema": f"contract_{uuid.uuid4().hex[:12]}", "worker": "contract"},
+    )
+    return Backend(name="postgres", make=spec.make, read=read_postgres, shared=spec)
+
+
 # Every sink kind the suite runs against; a new kind is one more factory here.
-FACTORIES: list[Callable[[Path], Backend]] = [sqlite_backend]
+FACTORIES: list[Callable[[pytest.FixtureRequest, Path], Backend]] = [
+    sqlite_backend,
+    postgres_backend,
+]
 SHARED_FACTORIES = FACTORIES
 
 
-def _name(factory: Callable[[Path], Backend]) -> str:
+def _name(factory: Callable[[pytest.FixtureRequest, Path], Backend]) -> str:
     return factory.__name__.removesuffix("_backend")
 
 
 async def _made(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    backend: Backend = request.param(tmp_path)
+    backend: Backend = request.param(request, tmp_path)
     yield backend
     for sink in backend.made:
         await sink.close()
@@ -501,7 +534,9 @@ import asyncio, importlib, json, os, signal, sys, threading
 from aiomasto.crawl import CrawlPlan, Edge, ListResult, PageCommit, Unit, UnitKey, AccountRecord
 
 spec, plan, units, pages, kill_after, kill_in, kill_inside = json.loads(sys.argv[1])
-sink = getattr(importlib.import_module(spec["module"]), spec["name"])(*spec["args"])
+sink = getattr(importlib.import_module(spec["module"]), spec["name"])(
+    *spec["args"], **spec["kwargs"]
+)
 
 def kill():
     os.kill(os.getpid(), signal.SIGKILL)

@@ -102,7 +102,7 @@ def objects_of(cls: type, depth: int = 2) -> st.SearchStrategy[Any]:
 
 
 @pytest.mark.parametrize("cls", ENTITIES, ids=lambda cls: cls.__name__)
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_fast_path_and_cattrs_agree_on_every_entity(cls: type, data: st.DataObject) -> None:
     payload = data.draw(st.one_of(objects_of(cls), junk), label="payload")

@@ -59,7 +59,7 @@ def test_the_pages_crawls_decode_have_a_strict_decoder() -> None:
 
 
 @pytest.mark.parametrize("cls", STRICT, ids=lambda cls: cls.__name__)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(data=st.data())
 def test_what_the_strict_decoder_reads_the_tolerant_path_reads_alike(
     cls: type, data: st.DataObject

@@ -16,9 +16,12 @@ Example::
 
 :class:`SqliteCrawlSink` keeps a crawl in one file (the default of ``aiomasto crawl``) and
 :func:`export` writes its results as JSON lines, CSV, GraphML or an edge list.
+:class:`PostgresCrawlSink` keeps it in PostgreSQL, where any number of workers share it
+(``aiomasto crawl-worker``); :func:`open_sink` picks one from ``--db``.
 """
 
 from aiomasto._http import StaticResolver
+from aiomasto._postgres import redact_dsn
 
 from ._engine import Crawler, CrawlProgress, CrawlSummary
 from ._export import EXPORT_KINDS, ExportKind, export
@@ -39,6 +42,8 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._open import describe_db, open_sink
+from ._postgres import PostgresCrawlSink
 from ._servers import Quirks, quirks_for
 from ._sqlite import CrawlStats, SqliteCrawlSink
 from ._targets import Target, parse_target
@@ -61,6 +66,7 @@ __all__ = [
     "MemoryCrawlSink",
     "Outcome",
     "PageCommit",
+    "PostgresCrawlSink",
     "Quirks",
     "Relation",
     "ResumeState",
@@ -69,7 +75,10 @@ __all__ = [
     "Target",
     "Unit",
     "UnitKey",
+    "describe_db",
     "export",
+    "open_sink",
     "parse_target",
     "quirks_for",
+    "redact_dsn",
 ]

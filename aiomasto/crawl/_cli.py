@@ -33,7 +33,8 @@ from aiomasto.stores import JsonFileTokenStore
 from ._engine import Crawler, CrawlProgress, CrawlSummary
 from ._export import EXPORT_KINDS, ExportKind, export
 from ._model import RELATIONS, CrawlPlan, InstanceRecord, Relation
-from ._sqlite import CrawlStats, SqliteCrawlSink
+from ._open import describe_db, is_postgres, open_sink
+from ._sqlite import CrawlStats
 from ._targets import parse_target
 
 __all__ = ["CrawlCommandError", "CrawlSettings", "add_arguments", "crawl", "settings_from"]
@@ -66,11 +67,13 @@ class CrawlCommandError(Exception):
 class CrawlSettings:
     """What ``aiomasto crawl`` was asked to do, checked; :func:`crawl` does it.
 
-    ``db_text`` is the database as the user typed it (for the resume hint). ``plan`` is
-    ``None`` with ``resume`` (the stored plan is used) and when only exporting.
+    ``db`` is an SQLite file, or a ``postgresql://`` URL (a crawl shared with
+    ``aiomasto crawl-worker``); ``db_text`` is the database as the user typed it (for the
+    resume hint, with a password masked). ``plan`` is ``None`` with ``resume`` (the stored plan
+    is used) and when only exporting.
     """
 
-    db: Path
+    db: Path | str
     db_text: str
     plan: CrawlPlan | None
     resume: bool = False
@@ -231,8 +234,13 @@ def settings_from(
             StaticResolver.from_specs(args.resolve)
         except ConfigurationError as exc:
             parser.error(f"--resolve {exc}")
+    if is_postgres(db_text) and args.export:
+        parser.error(
+            "--export writes files from an SQLite crawl; read a PostgreSQL crawl with SQL "
+            "(its tables are in the aiomasto_crawl schema)"
+        )
     return CrawlSettings(
-        db=_path(db_text),
+        db=db_text if is_postgres(db_text) else _path(db_text),
         db_text=db_text,
         plan=plan,
         resume=args.resume is not None,
@@ -287,7 +295,7 @@ async def crawl(
                 )
             crawler = await stack.enter_async_context(
                 Crawler(
-                    SqliteCrawlSink(settings.db),
+                    open_sink(settings.db),
                     relations=plan.relations,
                     depth=plan.depth,
                     max_accounts=plan.max_accounts,
@@ -315,14 +323,13 @@ async def crawl(
         result = await interrupts.run(work())
         if progress is not None:
             progress.clear()
-        stats = await SqliteCrawlSink(settings.db).stats()
-        instances = await SqliteCrawlSink(settings.db).instances()
+        stats, instances = await _read_back(settings)
         if result is None:
             run = holder[0].progress() if holder else None
             summary_text = render_summary(
                 stats,
                 instances,
-                db=settings.db,
+                db=_shown_db(settings),
                 exports=(),
                 elapsed=asyncio.get_running_loop().time() - started,
                 requests=run.requests if run else 0,
@@ -335,7 +342,7 @@ async def crawl(
             summary_text = render_summary(
                 stats,
                 instances,
-                db=settings.db,
+                db=_shown_db(settings),
                 exports=written,
                 elapsed=summary.elapsed,
                 requests=summary.requests,
@@ -356,8 +363,8 @@ async def crawl(
 async def _check_plan(settings: CrawlSettings) -> CrawlPlan:
     """The plan to run: the stored one on --resume; the new one, if the database agrees."""
     stored = None
-    if settings.resume or settings.db.exists():
-        sink = SqliteCrawlSink(settings.db)
+    if settings.resume or _exists(settings):
+        sink = open_sink(settings.db)
         try:
             stored = (await sink.open(None)).plan
         except ConfigurationError:
@@ -373,23 +380,23 @@ async def _check_plan(settings: CrawlSettings) -> CrawlPlan:
     assert settings.plan is not None
     if stored is not None and stored != settings.plan:
         raise CrawlCommandError(
-            f"{settings.db_text} holds another crawl ({_plan_differences(stored, settings.plan)}): "
-            f"continue it with 'aiomasto crawl --resume {shlex.quote(settings.db_text)}', "
+            f"{describe_db(settings.db_text)} holds another crawl "
+            f"({_plan_differences(stored, settings.plan)}): continue it with "
+            f"'aiomasto crawl --resume {shlex.quote(describe_db(settings.db_text))}', "
             "or give another --db for a new crawl"
         )
     return settings.plan
 
 
 async def _export_only(settings: CrawlSettings, *, out: TextIO, err: TextIO) -> int:
-    if not settings.db.exists():
+    if not _exists(settings):
         raise CrawlCommandError(
             f"no crawl database at {settings.db_text}: name accounts to crawl, or --db"
         )
-    stats = await SqliteCrawlSink(settings.db).stats()
+    stats, instances = await _read_back(settings)
     written = await _exports(settings)
-    instances = await SqliteCrawlSink(settings.db).instances()
     print(
-        render_summary(stats, instances, db=settings.db, exports=written, elapsed=None),
+        render_summary(stats, instances, db=_shown_db(settings), exports=written, elapsed=None),
         file=out,
         flush=True,
     )
@@ -404,7 +411,7 @@ async def _export_only(settings: CrawlSettings, *, out: TextIO, err: TextIO) -> 
 
 
 async def _exports(settings: CrawlSettings) -> tuple[Path, ...]:
-    if not settings.exports:
+    if not settings.exports or not isinstance(settings.db, Path):
         return ()
     where = settings.export_dir or settings.db.parent / f"{settings.db.stem}-export"
     written: list[Path] = []
@@ -536,7 +543,7 @@ def render_summary(
     stats: CrawlStats,
     instances: Sequence[InstanceRecord],
     *,
-    db: Path,
+    db: str,
     exports: Sequence[Path],
     elapsed: float | None,
     requests: int = 0,
@@ -573,7 +580,7 @@ def render_summary(
             lines.append(f"  {host:<{host_width}}  {software or 'unknown':<22}  {status}{auth}")
         if len(instances) > _SHOWN_INSTANCES:
             lines.append(f"  ... and {len(instances) - _SHOWN_INSTANCES} more")
-    lines.append(f"database: {db.absolute()}")
+    lines.append(f"database: {db}")
     if exports:
         lines.append("exported: " + ", ".join(str(path.absolute()) for path in exports))
     return "\n".join(lines)
@@ -581,7 +588,7 @@ def render_summary(
 
 def _resume_hint(settings: CrawlSettings) -> str:
     """The command that continues this crawl, with the connection flags it needs."""
-    words = ["aiomasto", "crawl", "--resume", settings.db_text]
+    words = ["aiomasto", "crawl", "--resume", describe_db(settings.db_text)]
     if settings.insecure_http:
         words.append("--insecure-http")
     for spec in settings.resolve:
@@ -626,6 +633,23 @@ def _read_seed_file(name: str, stdin: TextIO) -> list[str]:
     except UnicodeDecodeError:
         raise CrawlCommandError(f"cannot read {label}: it is not UTF-8 text") from None
     return seeds
+
+
+def _exists(settings: CrawlSettings) -> bool:
+    # A PostgreSQL database is asked whether it holds a crawl when it is opened.
+    return not isinstance(settings.db, Path) or settings.db.exists()
+
+
+def _shown_db(settings: CrawlSettings) -> str:
+    """The database as the summary shows it: a file's full path, a URL without its password."""
+    if isinstance(settings.db, Path):
+        return str(settings.db.absolute())
+    return describe_db(settings.db)
+
+
+async def _read_back(settings: CrawlSettings) -> tuple[CrawlStats, Sequence[InstanceRecord]]:
+    sink = open_sink(settings.db)
+    return await sink.stats(), await sink.instances()
 
 
 def _host(api_base: str) -> str:

@@ -26,7 +26,7 @@ from attrs import evolve, field, frozen
 from aiomasto._http import DEFAULT_TIMEOUT, Transport
 from aiomasto._limiter import LimiterBackend
 from aiomasto._version import __version__
-from aiomasto.errors import ConfigurationError, UsageError
+from aiomasto.errors import ConfigurationError, LeaseLost, UsageError
 from aiomasto.stores import MemoryTokenStore, TokenStore
 
 from ._instances import Instances, Slot, current_slot
@@ -54,6 +54,9 @@ _LAST_ERRORS = 5
 # Units claimed and not finished, at most this many per global slot: enough for walks that
 # wait on busy instances to leave the slots to others, not so many that memory grows.
 _CLAIMED_PER_SLOT = 16
+# How often a crawler with nothing to walk looks again while other workers of a shared crawl
+# hold units (their pages may add units, their leases may run out).
+_IDLE_POLL = 0.5
 
 
 @frozen(kw_only=True)
@@ -448,7 +451,10 @@ class Crawler:
                         task = asyncio.create_task(self._run_unit(unit, gate))
                         tasks.add(task)
                 if not tasks and not claimed:
-                    return
+                    if not await self._others_working():
+                        return
+                    await self._sleep(_IDLE_POLL)
+                    continue
                 if claimed:
                     continue
                 self._wake.clear()
@@ -467,6 +473,11 @@ class Crawler:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _others_working(self) -> bool:
+        """Whether workers sharing the sink hold (or left behind) units not finished yet."""
+        outstanding = getattr(self._sink, "outstanding", None)
+        return outstanding is not None and bool(await outstanding())
 
     async def _run_unit(self, unit: Unit, gate: asyncio.Semaphore) -> None:
         assert self._resolver is not None
@@ -526,6 +537,10 @@ class Crawler:
                 result = await walk.run()
             if result.outcome in ("unreachable", "failed", "unpageable"):
                 self._note_error(f"{unit.key}: {result.outcome}: {result.detail}")
+        except LeaseLost:
+            # Another worker of a shared crawl has the list now, from its last stored page.
+            log.info("%s: another worker took it over", unit.key)
+            self._pending -= 1
         finally:
             self._in_flight -= 1
             slot.release()

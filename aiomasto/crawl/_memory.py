@@ -117,6 +117,11 @@ class MemoryCrawlSink:
             claimed.append(unit)
         return claimed
 
+    async def outstanding(self) -> int:
+        """Unfinished units not handed out (nobody else uses this sink)."""
+        self._check_open()
+        return len(self._claimable())
+
     def _claimable(self) -> list[Unit]:
         return [
             unit

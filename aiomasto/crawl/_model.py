@@ -250,6 +250,13 @@ class CrawlSink(Protocol):
 
     Every method is called from the event loop; a sink that blocks does its work in a thread.
     ``commit_page`` must be atomic: all of it is stored, or none of it.
+
+    A sink that many crawlers share (PostgreSQL) also has ``async def outstanding() -> int``:
+    the unfinished units this crawler does not hold (claimable, or held by other workers).
+    After an empty :meth:`claim` the crawler waits and claims again while it is above 0. A
+    sink without it is taken to serve one crawler, whose crawl is over when :meth:`claim`
+    comes back empty and nothing is being walked. A shared sink's ``commit_page`` raises
+    :class:`~aiomasto.LeaseLost` for a unit another worker took over: the crawler drops it.
     """
 
     async def open(self, plan: CrawlPlan | None) -> ResumeState:

@@ -331,6 +331,11 @@ class SqliteCrawlSink:
             raise ConfigurationError(f"claim(limit={limit!r}): the limit must be at least 1")
         return await self._call(self._claim, limit)
 
+    async def outstanding(self) -> int:
+        """Unfinished units this sink has not handed out (one crawler uses a file, so none
+        is held elsewhere): 0 after an empty :meth:`claim`."""
+        return await self._call(self._outstanding)
+
     async def add_units(self, units: Sequence[Unit]) -> Sequence[Unit]:
         """Add the units whose key is not stored yet, in one transaction; returns those added."""
         return await self._call(self._write, lambda: self._insert_units(units))
@@ -534,6 +539,13 @@ class SqliteCrawlSink:
                 cursor.close()
         self._held.update((unit.key.account, unit.key.relation) for unit in claimed)
         return claimed
+
+    def _outstanding(self) -> int:
+        with self._translated("read"):
+            pending = self._writer().execute(
+                "SELECT account, relation FROM units WHERE status = 'pending'"
+            )
+            return sum(1 for row in pending if (row[0], row[1]) not in self._held)
 
     def _write(self, change: Callable[[], _T]) -> _T:
         with self._translated("written"), _transaction(self._writer()):
