@@ -373,7 +373,7 @@ async def test_a_stream_error_message_is_raised_as_its_http_error(
     assert reader.error.error == "Not authorized to stream this list"
 
 
-async def test_the_announced_streaming_origin_is_checked(server: FakeMastodon) -> None:
+def test_the_announced_streaming_origin_is_checked() -> None:
     # An instance announcing a plain ws:// URL on another host gets no token sent to it.
     instance = URL("https://m.example")
     for announced, expected in (
