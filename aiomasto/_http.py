@@ -1,12 +1,15 @@
 """The transport: the only module that talks to aiohttp's client.
 
-It sends one request and reads the whole body, turning aiohttp's exceptions into aiomasto's
-:class:`~aiomasto.TransportError` family. Redirects are not followed here: the Session decides,
-because only it knows where the bearer token may go.
+It sends one request and reads the whole body, or opens one WebSocket (the streaming API),
+turning aiohttp's exceptions into aiomasto's :class:`~aiomasto.TransportError` family.
+Redirects of requests are not followed here: the Session decides, because only it knows where
+the bearer token may go.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -28,7 +31,13 @@ from .errors import (
     UsageError,
 )
 
-__all__ = ["DEFAULT_MAX_RESPONSE_SIZE", "DEFAULT_TIMEOUT", "StaticResolver", "Transport"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
+    "DEFAULT_TIMEOUT",
+    "StaticResolver",
+    "Transport",
+    "WebSocketConnection",
+]
 
 log = logging.getLogger("aiomasto")
 
@@ -39,6 +48,10 @@ call, its retries and their backoff included (the Requester keeps that deadline)
 
 DEFAULT_MAX_RESPONSE_SIZE = 16 * 1024 * 1024
 """16 MiB: real API answers are far smaller (a page of 80 accounts is about 160 KB)."""
+
+# Waiting for the server's answer to our close frame: a stream being stopped should not hold
+# its caller longer than this.
+_WS_CLOSE_TIMEOUT = 2.0
 
 
 class Transport:
@@ -147,6 +160,56 @@ class Transport:
             )
         return response
 
+    async def websocket(
+        self,
+        url: URL,
+        *,
+        headers: Mapping[str, str],
+        heartbeat: float,
+        max_message_size: int,
+        connect_timeout: float | None,
+    ) -> WebSocketConnection | RawResponse:
+        """Open a WebSocket to ``url``; a refused handshake comes back as its response.
+
+        The caller has checked ``url``'s origin. ``heartbeat`` is the seconds between pings
+        (a pong missing for half of it ends the connection); a message larger than
+        ``max_message_size`` bytes ends it too, before it is held in memory.
+        """
+        http = self._client()
+        shown = redact_url(url)
+        failure: TransportError | None = None
+        try:
+            async with asyncio.timeout(connect_timeout):
+                ws = await http.ws_connect(
+                    url,
+                    headers=self.with_agent(headers),
+                    heartbeat=heartbeat,
+                    max_msg_size=max_message_size,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=_WS_CLOSE_TIMEOUT),
+                )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (0, 101, 200):
+                failure = ConnectionFailed(
+                    "the server did not accept the WebSocket upgrade", method="GET", url=shown
+                )
+            else:
+                return RawResponse(
+                    method="GET", url=url, status=exc.status, headers=exc.headers or {}, body=b""
+                )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            failure = RequestTimeout(
+                "the streaming server did not answer in time", method="GET", url=shown
+            )
+        except aiohttp.ClientError as exc:
+            failure = ConnectionFailed(
+                f"connection failed ({_describe(exc, headers, None)})", method="GET", url=shown
+            )
+        if failure is not None:
+            log.debug("GET %s (WebSocket) failed: %s", shown, type(failure).__name__)
+            raise failure
+        log.debug("GET %s -> WebSocket open", shown)
+        return WebSocketConnection(ws, shown, max_message_size)
+
     def with_agent(self, headers: Mapping[str, str]) -> dict[str, str]:
         """``headers`` with this transport's ``User-Agent``, to build once and send often."""
         return {"User-Agent": self._user_agent, **headers}
@@ -177,6 +240,60 @@ class Transport:
             url=redact_url(url),
             limit=self._max_size,
         )
+
+
+class WebSocketConnection:
+    """An open WebSocket: its text messages one by one, aiohttp's failures as aiomasto's.
+
+    Pings and pongs are answered and checked by aiohttp; :meth:`receive` returns only text
+    (a binary message is decoded as UTF-8, as the only text Mastodon sends is JSON).
+    """
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, shown_url: str, limit: int) -> None:
+        self._ws = ws
+        self._url = shown_url
+        self._limit = limit
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+    async def receive(self) -> str:
+        """The next message; the end of the connection raises a :class:`TransportError`."""
+        msg = await self._ws.receive()
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            return str(msg.data)
+        if msg.type is aiohttp.WSMsgType.BINARY:
+            return bytes(msg.data).decode("utf-8", errors="replace")
+        error = self._ws.exception()
+        if msg.type is aiohttp.WSMsgType.ERROR and error is None:
+            error = msg.data if isinstance(msg.data, BaseException) else None
+        if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:
+            raise ResponseTooLarge(
+                f"a stream message is larger than max_message_size={self._limit}",
+                method="GET",
+                url=self._url,
+                limit=self._limit,
+            )
+        if isinstance(error, (TimeoutError, aiohttp.ServerTimeoutError)):
+            raise RequestTimeout(
+                "the streaming server stopped answering pings", method="GET", url=self._url
+            )
+        if error is not None:
+            raise ConnectionFailed(
+                f"the stream broke ({type(error).__name__})", method="GET", url=self._url
+            )
+        code = self._ws.close_code
+        raise ConnectionFailed(
+            f"the server closed the stream (close code {code})" if code else "the stream was cut",
+            method="GET",
+            url=self._url,
+        )
+
+    async def close(self) -> None:
+        """Close the connection (a no-op once closed); never raises for a dead peer."""
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            await self._ws.close()
 
 
 def _describe(

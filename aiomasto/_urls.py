@@ -19,9 +19,16 @@ from yarl import URL
 
 from .errors import ConfigurationError, OriginError
 
-__all__ = ["check_origin", "instance_url", "normalise_instance", "origin_of"]
+__all__ = [
+    "check_origin",
+    "instance_url",
+    "normalise_instance",
+    "origin_of",
+    "streaming_origin",
+]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_WS_SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
 
 Origin = tuple[str, str, int]
 
@@ -57,7 +64,7 @@ def normalise_instance(instance: str | URL, *, allow_insecure_http: bool) -> URL
         origin = origin_of(url)
     except (ValueError, UnicodeError):
         origin = None
-    if origin is None or origin[0] not in _DEFAULT_PORTS:
+    if origin is None or origin[0] not in ("http", "https"):
         raise ConfigurationError(f"not an instance URL: {str(instance)!r}")
     if url.user or url.password:
         raise ConfigurationError("the instance URL must not carry credentials")
@@ -132,3 +139,55 @@ def instance_url(instance: URL, target: str) -> URL:
         )
     check_origin(url, instance)
     return url
+
+
+def streaming_origin(announced: object, instance: URL, *, allow_insecure: bool) -> URL:
+    """Where the streaming WebSocket lives: the URL the instance announces, or the instance.
+
+    ``announced`` is the instance's ``configuration.urls.streaming`` (v1:
+    ``urls.streaming_api``), often another host (``wss://streaming.example``). It is the one
+    origin besides the instance that the token may reach, so it must be a plain ``wss://``
+    origin (``https://`` is read as ``wss://``); ``ws://`` only on a loopback host, or when
+    the Session was allowed plain ``http://``. Anything else (absent, empty, unreadable) falls
+    back to the instance itself. A path the server announces is kept as a prefix.
+
+    >>> str(streaming_origin("wss://streaming.example", URL("https://m.example"),
+    ...                      allow_insecure=False))
+    'wss://streaming.example'
+    >>> str(streaming_origin(None, URL("https://m.example"), allow_insecure=False))
+    'wss://m.example'
+    """
+    fallback = instance.with_scheme(_WS_SCHEMES[instance.scheme])
+    if not isinstance(announced, str) or not announced.strip():
+        return fallback
+    try:
+        url = URL(announced.strip())
+        origin = origin_of(url)
+    except (ValueError, UnicodeError):
+        origin = None
+    if origin is None or origin[0] not in _WS_SCHEMES:
+        raise OriginError(
+            f"the instance announces a streaming URL that is not a WebSocket URL: {announced!r}",
+            url=str(announced)[:200],
+            expected_origin="wss://...",
+        )
+    scheme = _WS_SCHEMES[origin[0]]
+    if url.raw_user or url.raw_password or url.raw_query_string or url.raw_fragment:
+        raise OriginError(
+            "the instance announces a streaming URL with credentials, a query or a fragment",
+            url=str(url.with_user(None).with_query(None).with_fragment(None)),
+            expected_origin="wss://...",
+        )
+    if scheme == "ws" and not allow_insecure and not _is_loopback(origin[1]):
+        raise OriginError(
+            f"refusing plain ws:// for {origin[1]}: the token would travel in clear text",
+            url=str(url),
+            expected_origin=f"wss://{origin[1]}",
+        )
+    return URL.build(
+        scheme=scheme,
+        host=origin[1],
+        port=None if origin[2] == _DEFAULT_PORTS[scheme] else origin[2],
+        path=url.raw_path.rstrip("/"),
+        encoded=True,
+    )

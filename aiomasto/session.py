@@ -33,16 +33,18 @@ from ._bodies import (
 from ._converter import decode_json, decode_json_list, decode_page
 from ._http import DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_TIMEOUT, Transport
 from ._limiter import LimiterBackend, RateLimiter
-from ._protocol import RawResponse
+from ._protocol import RawResponse, error_for, redact_url
+from ._redact import Secret
 from ._requester import Requester
 from ._tokens import AppTokens, GivenToken, NoToken, Tokens, UserTokens
-from ._urls import instance_url, normalise_instance
+from ._urls import check_origin, instance_url, normalise_instance, streaming_origin
 from ._version import __version__
 from .auth import App
 from .entities import (
     Account,
     Application,
     Context,
+    Conversation,
     CredentialAccount,
     Instance,
     InstanceV1,
@@ -74,6 +76,13 @@ from .policies import (
 )
 from .ratelimit import RateLimit
 from .stores import MemoryTokenStore, StoreKey, TokenStore
+from .streaming import (
+    Connection,
+    ReconnectHook,
+    Stream,
+    StreamName,
+    check_stream_params,
+)
 
 __all__ = ["Session"]
 
@@ -89,6 +98,10 @@ DEFAULT_RETRY = Retry()
 DEFAULT_MAX_WAIT = 960.0
 # Link URLs read last, by cursor: enough for the pages a few concurrent walks fetch next.
 _LINK_URLS = 64
+# Mastodon's streaming server pings every 30 s; our pings find a dead peer as soon.
+DEFAULT_HEARTBEAT = 30.0
+# A stream message is one entity: a status with its account, card and poll is a few KB.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
 class Session:
@@ -170,6 +183,12 @@ class Session:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.instance: URL = normalise_instance(instance, allow_insecure_http=allow_insecure_http)
+        self._allow_insecure_http = allow_insecure_http
+        self._timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._streaming: URL | None = None
+        self._streams: set[Stream] = set()
         self._link_urls: dict[str, URL] = {}
         self._sleep = sleep
         # Cleared when the server answers GET /api/v1/accounts (4.3+) with a 404.
@@ -245,6 +264,8 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self._tokens.cancel()
+        for stream in list(self._streams):
+            await stream.aclose()
         await self._transport.close()
 
     # -- what the Session holds -------------------------------------------------------------
@@ -742,6 +763,144 @@ class Session:
             for relationship in decode_json_list(Relationship, response.body, **response.context()):
                 found[relationship.id] = relationship
         return [found[i] for i in wanted if i in found]
+
+    # -- streaming --------------------------------------------------------------------------
+
+    def stream(
+        self,
+        name: StreamName,
+        *,
+        tag: str | None = None,
+        list_id: str | int | None = None,
+        reconnect: bool = True,
+        max_reconnects: int | None = None,
+        gap_fill: bool = True,
+        on_reconnect: ReconnectHook | None = None,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> Stream:
+        """The live events of a stream, as :class:`~aiomasto.StreamEvent` objects.
+
+        ``name`` is one of Mastodon's streams: ``"user"`` (home timeline and notifications),
+        ``"user:notification"``, ``"public"``, ``"public:local"``, ``"public:remote"`` (and
+        their ``:media`` variants), ``"hashtag"`` and ``"hashtag:local"`` (with ``tag=``),
+        ``"list"`` (with ``list_id=``) and ``"direct"``. It needs a user token.
+
+        The WebSocket goes to the streaming URL the instance announces (read once from
+        ``/api/v2/instance``, else ``/api/v1/instance``, else the instance itself): the one
+        origin besides the instance the token is sent to, in the ``Authorization`` header,
+        over ``wss://`` (``ws://`` only on loopback or with ``allow_insecure_http``).
+
+        A connection that drops (reset, closed by the server, or a ping sent every
+        ``heartbeat`` seconds left without a pong for half as long) is opened again after a
+        jittered backoff (0.5 s doubling up to 30 s, back to the start once a connection has
+        stayed up a minute); ``on_reconnect`` is told before each wait. After
+        ``max_reconnects`` reconnects in a row without such a minute, the error that ended
+        the last connection is raised (``None``: never give up; ``reconnect=False``: raise at
+        the first drop). The ``user`` and ``user:notification`` streams fetch the
+        notifications missed while away (``gap_fill``) and deliver every notification once.
+        A bad token raises :class:`~aiomasto.Unauthorized`; a message larger than
+        ``max_message_size`` bytes counts as a drop; unreadable messages are skipped and
+        logged (see :class:`~aiomasto.Stream`).
+
+        Example::
+
+            async with masto.stream("user") as events:
+                async for event in events:
+                    if event.event == "notification":
+                        print(event.payload)
+        """
+        query = check_stream_params(name, tag, list_id)
+        if not heartbeat > 0:
+            raise ConfigurationError(
+                f"heartbeat must be a number of seconds > 0, not {heartbeat!r}"
+            )
+        if type(max_message_size) is not int or max_message_size < 1024:
+            raise ConfigurationError(
+                f"max_message_size must be at least 1024, not {max_message_size!r}"
+            )
+        decoders: dict[str, type[object]] = {
+            "update": Status,
+            "status.update": Status,
+            "notification": Notification,
+            "conversation": Conversation,
+        }
+
+        async def connect() -> Connection:
+            base = await self._streaming_base()
+            url = base.with_path(
+                f"{base.raw_path.rstrip('/')}/api/v1/streaming", encoded=True
+            ).with_query(query)
+            token = await self.authenticate()
+            for _ in range(2):
+                headers = (
+                    {}
+                    if token is None
+                    else {"Authorization": Secret(f"Bearer {token.access_token}")}
+                )
+                # The last check before the token leaves: the announced origin, nothing else.
+                check_origin(url, base)
+                opened = await self._transport.websocket(
+                    url,
+                    headers=headers,
+                    heartbeat=heartbeat,
+                    max_message_size=max_message_size,
+                    connect_timeout=self._transport_timeout(),
+                )
+                if not isinstance(opened, RawResponse):
+                    return opened
+                error = error_for(opened, oauth=False)
+                fresh = None if token is None else await self._tokens.replace(token, error)
+                if fresh is None:
+                    raise error
+                token = fresh
+            raise error
+
+        async def fetch(since: str | None) -> list[object]:
+            # One undecodable notification must not stop the others from being delivered.
+            if since is None:
+                page = await self.get_page(
+                    Notification, "/api/v1/notifications", skip_undecodable=True, limit="1"
+                )
+            else:
+                page = await self.get_page(
+                    Notification,
+                    "/api/v1/notifications",
+                    skip_undecodable=True,
+                    min_id=since,
+                    limit="80",
+                )
+            return list(page.items)
+
+        stream = Stream(
+            name=name,
+            shown_url=redact_url(self.instance.with_path("/api/v1/streaming").with_query(query)),
+            connect=connect,
+            decoders=decoders,
+            fetch_notifications=fetch if gap_fill else None,
+            reconnect=reconnect,
+            max_reconnects=max_reconnects,
+            on_reconnect=on_reconnect,
+            sleep=self._sleep,
+            clock=self._clock,
+            on_close=self._streams.discard,
+        )
+        self._streams.add(stream)
+        return stream
+
+    async def _streaming_base(self) -> URL:
+        """The streaming origin the instance announces, asked once (see :meth:`stream`)."""
+        if self._streaming is not None:
+            return self._streaming
+        info = await self.instance_info()
+        announced = info.configuration.urls.streaming
+        self._streaming = streaming_origin(
+            announced, self.instance, allow_insecure=self._allow_insecure_http
+        )
+        return self._streaming
+
+    def _transport_timeout(self) -> float | None:
+        return self._timeout.total or self._timeout.connect or None
 
     # -- statuses ---------------------------------------------------------------------------
 

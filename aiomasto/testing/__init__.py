@@ -22,6 +22,12 @@ accounts and followers/following pagination, with the real status codes, error t
   ``/.well-known/oauth-authorization-server`` and ``/oauth/userinfo`` are served as each
   flavour does, and ``token_lifetime`` (always on for Akkoma) makes tokens expire and
   refresh.
+- **Streaming**: the ``/api/v1/streaming`` WebSocket (token in the header, the protocol
+  or the query; 401 otherwise), pushing every notification the server makes to the
+  recipient's ``user`` and ``user:notification`` streams and every new status to the home
+  and public streams that would show it; ``push``/``push_raw`` send any
+  event or any text, ``drop_streams`` cuts every connection and ``stall_streams`` stops
+  answering pings, for reconnect tests.
 - **Limits**: :class:`Limits` sizes Mastodon's throttles (per user, token, IP, paging, app
   registration); with ``enforce_rate_limit=True`` they answer 429 like Rack::Attack, and an
   injected ``clock`` lets tests move time instead of sleeping.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -129,6 +130,10 @@ class Posts:
         # Processing time of uploads: GETs before the media is ready, and seconds.
         self.processing_gets = 0
         self.processing_seconds = 0.0
+        # Told of every notification made, to stream it (the server's NotifyService push).
+        self.on_notice: Callable[[Notice], None] | None = None
+        # Told of every status posted, to stream it (FanOutOnWriteService's push).
+        self.on_status: Callable[[Post], None] | None = None
 
     def next_notice_id(self) -> int:
         notice_id = self._next_notice
@@ -197,6 +202,8 @@ class Posts:
             at=now,
         )
         self.notices[notice.id] = notice
+        if self.on_notice is not None:
+            self.on_notice(notice)
         return notice.id
 
     def create_status(
@@ -254,6 +261,8 @@ class Posts:
                 options = self.follow_options.get((follower, account_id))
                 if options is not None and options[1] and follower not in mentions:
                     self.notify(state, follower, "status", account_id, post.id, now)
+        if self.on_status is not None:
+            self.on_status(post)
         return post
 
     def reblog(self, state: State, account_id: int, original: Post, now: float) -> Post:

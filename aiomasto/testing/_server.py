@@ -37,8 +37,8 @@ from ._http import (
     parse_pairs,
     scalar,
 )
-from ._json import V4_4, V4_6, application_document, version_tuple
-from ._posts import Notice
+from ._json import V4_4, V4_6, Render, application_document, version_tuple
+from ._posts import Notice, Post, notification_document, status_document
 from ._ratelimit import (
     Limits,
     Throttle,
@@ -59,6 +59,7 @@ from ._state import (
     TokenPolicy,
     normalize_scopes,
 )
+from ._streaming import PERSONAL, StreamHub, stream_key
 from ._validation import OOB_URI
 
 __all__ = ["FakeMastodon"]
@@ -384,6 +385,9 @@ class FakeMastodon:
         self._vapid_key = _vapid_key()
         self._username_counters: dict[str, int] = {}
         self._remote_created_at = _midnight(clock())
+        self._streams = StreamHub()
+        self._state.posts.on_notice = self._publish_notice
+        self._state.posts.on_status = self._publish_status
         self._app = web.Application()
         self._app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -754,6 +758,7 @@ class FakeMastodon:
                 at=self._clock(),
             )
             posts.notices[notice.id] = notice
+            self._publish_notice(notice)
         return str(notice.id)
 
     def statuses_of(self, account_id: str) -> list[str]:
@@ -1054,6 +1059,133 @@ class FakeMastodon:
                 return self._chaos.draw(self._chaos_rng)
         return None
 
+    # Streaming
+
+    def push(
+        self,
+        stream: str,
+        event: str,
+        payload: object = None,
+        *,
+        account_id: str | None = None,
+        tag: str | None = None,
+        list_id: str | None = None,
+    ) -> int:
+        """Publish a streaming event to the connections subscribed to ``stream`` now.
+
+        ``payload`` is a JSON-able object (sent as a JSON string, as Mastodon does), a string
+        (an id, for ``delete``) or ``None`` (no payload, as ``filters_changed``).
+        ``account_id`` picks whose ``user``/``direct``/``list`` stream (every account's when
+        omitted); ``tag`` and ``list_id`` name the hashtag or list. Returns how many
+        connections it was sent to; like Redis pub/sub, nobody listening means nobody gets it.
+
+        Example::
+
+            server.push("user", "notification", {"id": "1", "type": "mention", ...},
+                        account_id=alice)
+        """
+        params = {"tag": tag or "", "list": list_id or ""}
+        key = stream_key(stream, params)
+        if isinstance(key, str):
+            raise ValueError(f"stream {stream!r}: {key}")
+        owner = None if account_id is None else self._account_id(account_id)
+        if stream not in PERSONAL:
+            owner = None
+        return self._streams.publish(key, event, payload, account_id=owner)
+
+    def push_raw(self, text: str, *, stream: str | None = None) -> int:
+        """Send ``text`` as it is to every streaming connection (or those on ``stream``),
+        to test how a client copes with whatever a broken server sends."""
+        key = None if stream is None else stream_key(stream, {})
+        if isinstance(key, str):
+            raise ValueError(f"stream {stream!r}: {key}")
+        return self._streams.send_raw(text, stream=key)
+
+    def drop_streams(self) -> int:
+        """Cut every streaming connection at once, as a network failure would; returns how
+        many. Events pushed while a client is away are lost to its stream."""
+        return self._streams.drop()
+
+    def stall_streams(self, stalled: bool = True) -> None:
+        """Stop (or resume) answering the clients' pings, as a hung server or a silently
+        dead connection does; connections stay open."""
+        self._streams.stalled = stalled
+
+    @property
+    def stream_connections(self) -> int:
+        """How many streaming WebSockets are open now."""
+        return self._streams.open_connections
+
+    @property
+    def streams_opened(self) -> int:
+        """How many streaming WebSockets were accepted since the server started."""
+        return self._streams.connections_opened
+
+    def _stream_render(self) -> Render:
+        base = self.url or ""
+        return Render(
+            base=base,
+            version=self._version,
+            shape=self._flavor.account_shape,
+            domain=self._domain or URL(base).host or "",
+        )
+
+    def _publish_notice(self, notice: Notice) -> None:
+        """Stream a new notification to its recipient's ``user`` and ``user:notification``
+        streams, rendered as ``GET /api/v1/notifications`` renders it."""
+        if not self._streams.open_connections:
+            return
+        document = notification_document(
+            self._state, self._state.posts, notice, self._stream_render(), self._clock()
+        )
+        for stream in (("user",), ("user:notification",)):
+            self._streams.publish(stream, "notification", document, account_id=notice.account_id)
+
+    def _publish_status(self, post: Post) -> None:
+        """Stream a new status as ``update``: to the ``user`` streams of its author and the
+        author's followers (as each of them sees it), and when public to ``public``,
+        ``public:local`` and its hashtags' streams. Direct messages go to none of these."""
+        listening = self._streams.listeners()
+        if not listening or post.visibility == "direct":
+            return
+        state, posts, render, now = (
+            self._state,
+            self._state.posts,
+            self._stream_render(),
+            self._clock(),
+        )
+        home = {post.account_id, *state.followers_of(post.account_id).account_ids} & listening
+        for reader in sorted(home):
+            document = status_document(state, posts, post, render, reader, now)
+            self._streams.publish(("user",), "update", document, account_id=reader)
+        if post.visibility != "public":
+            return
+        document = status_document(state, posts, post, render, None, now)
+        local = state.accounts[post.account_id].local
+        public: list[tuple[str, ...]] = [
+            ("public",),
+            ("public:local" if local else "public:remote",),
+        ]
+        for tag in post.tags:
+            public += [("hashtag", tag)] + ([("hashtag:local", tag)] if local else [])
+        for stream in public:
+            self._streams.publish(stream, "update", document)
+
+    def _stream_account(self, request: web.Request) -> tuple[int | None, str | None]:
+        """Whose stream this is, from the header, the protocol or the query (index.js)."""
+        protocol = request.headers.get("Sec-WebSocket-Protocol", "").strip() or None
+        header = request.headers.get("Authorization", "")
+        presented = (
+            header.removeprefix("Bearer ").strip()
+            if header
+            else request.query.get("access_token") or protocol
+        )
+        with self._state.lock:
+            token = self._state.tokens.get(presented) if presented else None
+            if token is None or token.revoked or token.expired(self._clock()):
+                return None, protocol
+            return token.account_id, protocol
+
     # Request handling
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -1076,6 +1208,12 @@ class FakeMastodon:
                 url=str(request.url),
             )
         )
+        if (
+            request.path.rstrip("/") == "/api/v1/streaming"
+            and request.headers.get("Upgrade", "").lower() == "websocket"
+        ):
+            account_id, protocol = self._stream_account(request)
+            return await self._streams.serve(request, account_id, protocol)
         fault = self._take_fault(request.method, request.path)
         hang_up = False
         while fault is not None:
