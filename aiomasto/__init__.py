@@ -107,7 +107,12 @@ from .stores import (
 if TYPE_CHECKING:
     from .stores.redis import RedisTokenStore as RedisTokenStore
 
+from .streaming import Reconnecting, Stream, StreamEvent
+
 __all__ = [
+    "Reconnecting",
+    "Stream",
+    "StreamEvent",
     "NO_RETRY",
     "OOB_REDIRECT_URI",
     "Account",
