@@ -109,7 +109,7 @@ async def _demo(demo: Demo) -> dict[str, object]:
     async with demo.session() as masto:
         print("run 1: catch up, then the stream (dropped once in the middle)")
         task = asyncio.create_task(run(masto, stop_after=3, on_reply=record))
-        await _until(lambda: server.stream_connections == 1, "the stream to open")
+        await _until(lambda: server.streams_opened == 1, "the stream to open")
         mentions.append(server.post_status(alice, "@bot are you there?"))
         await _until(lambda: len(server.statuses_of(bot)) == 2, "the reply on the stream")
         print(f"  dropping {server.drop_streams()} stream connection(s)")
@@ -120,8 +120,9 @@ async def _demo(demo: Demo) -> dict[str, object]:
         # A restart that is handed an answered mention again (a replayed event, or a crash
         # between posting and dismissing): same Idempotency-Key, so no second reply.
         print("run 2: a restart that receives an answered mention again")
+        opened = server.streams_opened
         task = asyncio.create_task(run(masto, stop_after=1, on_reply=_show))
-        await _until(lambda: server.stream_connections == 1, "the stream to open again")
+        await _until(lambda: server.streams_opened > opened, "the stream to open again")
         server.push("user:notification", "notification", to_json(answered[1]), account_id=bot)
         await asyncio.wait_for(task, 10)
         replies = [await masto.status(i) for i in server.statuses_of(bot)]
