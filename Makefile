@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 BENCH_BIN := $(BENCH_VENV)/bin
 
-.PHONY: test check lint typecheck pytest demo demo-crawl bench bench-quick bench-memory bench-crawl bench-distributed clean
+.PHONY: test check lint typecheck pytest demo demo-crawl demo-bots bench bench-quick bench-memory bench-crawl bench-distributed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ demo: $(VENV)/.installed
 ## make demo-crawl: a crawl of a local fake fediverse, checked against its ground truth
 demo-crawl: $(VENV)/.installed
 	$(BIN)/python -m aiomasto demo crawl
+
+## make demo-bots: the three example bots (reply, follow-back, image), each against a fake Mastodon
+demo-bots: $(VENV)/.installed
+	$(BIN)/python -m examples.bots.reply_bot --demo
+	$(BIN)/python -m examples.bots.follow_back --demo
+	$(BIN)/python -m examples.bots.image_bot --demo
 
 $(BENCH_BIN)/python:
 	$(PYTHON) -m venv $(BENCH_VENV)

@@ -119,7 +119,7 @@ async def _demo(demo: Demo) -> dict[str, object]:
         notes = [n async for n in masto.notifications(types=["follow"], account_id=ids["alice"])]
         server.push("user:notification", "notification", to_json(notes[0]), account_id=bot)
         await asyncio.wait_for(task, 10)
-    following = {i for i in server.following_of(bot)}
+    following = set(server.following_of(bot))
     return {
         "following": sorted(n for n, i in ids.items() if i in following),
         "follow_requests": {

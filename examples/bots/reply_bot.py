@@ -145,10 +145,11 @@ async def _main() -> None:
     async with demo_instance() as demo:
         state = await _demo(demo)
     write_state(args.state_json, state)
-    counts = state["replies_per_mention"]
+    counts, replies = state["replies_per_mention"], state["replies"]
     assert isinstance(counts, dict)
+    assert isinstance(replies, list)
     print(f"replies per mention: {counts}")
-    if sorted(counts.values()) != [1, 1, 1] or len(state["replies"]) != 3:  # type: ignore[arg-type]
+    if sorted(counts.values()) != [1, 1, 1] or len(replies) != 3:
         fail("expected exactly one reply to each of the 3 mentions")
     print("OK")
 
