@@ -29,7 +29,6 @@ from aiomasto._postgres import check_dsn, import_asyncpg, redact_dsn, schema_loc
 from aiomasto.errors import ConfigurationError, CrawlSinkError, LeaseLost, UsageError
 
 from ._model import (
-    RELATIONS,
     AccountRecord,
     CrawlPlan,
     Edge,
@@ -40,7 +39,8 @@ from ._model import (
     Unit,
     UnitKey,
 )
-from ._sqlite import CrawlStats, _differences, _encode_plan
+from ._plans import decode_plan, encode_plan, plan_differences
+from ._sqlite import CrawlStats
 
 if TYPE_CHECKING:
     from asyncpg import Connection, Pool
@@ -563,14 +563,14 @@ class PostgresCrawlSink:
                 if plan is None:
                     raise ConfigurationError(f"{self.where} holds no crawl: nothing to resume")
                 await connection.execute(
-                    self._sql("INSERT INTO {s}.crawl VALUES (1, $1, now())"), _encode_plan(plan)
+                    self._sql("INSERT INTO {s}.crawl VALUES (1, $1, now())"), encode_plan(plan)
                 )
                 stored = plan
             else:
                 stored = self._decode_plan(text)
                 if plan is not None and plan != stored:
                     raise ConfigurationError(
-                        f"{self.where} holds another crawl: {_differences(stored, plan)} "
+                        f"{self.where} holds another crawl: {plan_differences(stored, plan)} "
                         "(resume it with plan=None, or use another schema for a new crawl)"
                     )
             return await self._resume_state(connection, stored)
@@ -803,18 +803,7 @@ class PostgresCrawlSink:
 
     def _decode_plan(self, text: object) -> CrawlPlan:
         try:
-            data = json.loads(str(text))
-            relations = tuple(data["relations"])
-            if not set(relations) <= set(RELATIONS):
-                raise ValueError(relations)
-            return CrawlPlan(
-                seeds=tuple(str(seed) for seed in data["seeds"]),
-                relations=relations,
-                depth=int(data["depth"]),
-                max_accounts=_optional_int(data["max_accounts"]),
-                max_per_instance=_optional_int(data["max_per_instance"]),
-                max_per_list=_optional_int(data["max_per_list"]),
-            )
+            return decode_plan(str(text))
         except (TypeError, ValueError, KeyError):
             raise self._error("is corrupt: its stored plan cannot be read") from None
 
@@ -932,10 +921,6 @@ def _account(row: Sequence[Any]) -> AccountRecord:
         moved_to=row[15],
         seen_on=row[16],
     )
-
-
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
 
 
 def _texts(values: Iterator[str] | Any) -> list[Any]:

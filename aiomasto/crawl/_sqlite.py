@@ -29,7 +29,6 @@ from aiomasto.errors import ConfigurationError, CrawlSinkError, UsageError
 from aiomasto.stores.sqlite import APPLICATION_ID as _TOKEN_STORE_ID
 
 from ._model import (
-    RELATIONS,
     AccountRecord,
     CrawlPlan,
     Edge,
@@ -40,6 +39,7 @@ from ._model import (
     Unit,
     UnitKey,
 )
+from ._plans import decode_plan, encode_plan, plan_differences
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "CrawlStats", "SqliteCrawlSink"]
 
@@ -208,7 +208,6 @@ _SAVE_INSTANCE = (
     "status, detail, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INT64 = (-(2**63), 2**63 - 1)
-_PLAN_FIELDS = ("seeds", "relations", "depth", "max_accounts", "max_per_instance", "max_per_list")
 
 # What an SQLite error code means, by its primary code (SQLITE_IOERR_SHORT_READ: IOERR).
 _CAUSES = {
@@ -488,7 +487,7 @@ class SqliteCrawlSink:
             with self._translated("written"), _transaction(connection):
                 connection.execute(
                     "INSERT INTO crawl (id, plan, created_at) VALUES (1, ?, ?)",
-                    (_encode_plan(plan), _now()),
+                    (encode_plan(plan), _now()),
                 )
             stored = plan
         else:
@@ -496,7 +495,7 @@ class SqliteCrawlSink:
             if plan is not None and plan != stored:
                 raise ConfigurationError(
                     f"crawl database {self._path} holds another crawl: "
-                    f"{_differences(stored, plan)} (resume it with plan=None, or use another "
+                    f"{plan_differences(stored, plan)} (resume it with plan=None, or use another "
                     "file for a new crawl)"
                 )
         with self._translated("read"):
@@ -820,18 +819,7 @@ class SqliteCrawlSink:
 
     def _decode_plan(self, text: object) -> CrawlPlan:
         try:
-            data = json.loads(cast(str, text))
-            relations = tuple(data["relations"])
-            if not set(relations) <= set(RELATIONS):
-                raise ValueError(relations)
-            return CrawlPlan(
-                seeds=tuple(str(seed) for seed in data["seeds"]),
-                relations=relations,
-                depth=int(data["depth"]),
-                max_accounts=_optional_int(data["max_accounts"]),
-                max_per_instance=_optional_int(data["max_per_instance"]),
-                max_per_list=_optional_int(data["max_per_list"]),
-            )
+            return decode_plan(cast(str, text))
         except (TypeError, ValueError, KeyError):
             raise self._error("is corrupt: its stored plan cannot be read") from None
 
@@ -1063,50 +1051,3 @@ def _utc_isoformat(moment: datetime) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(cast(int, value))
-
-
-def _encode_plan(plan: CrawlPlan) -> str:
-    return json.dumps(
-        {
-            "seeds": list(plan.seeds),
-            "relations": list(plan.relations),
-            "depth": plan.depth,
-            "max_accounts": plan.max_accounts,
-            "max_per_instance": plan.max_per_instance,
-            "max_per_list": plan.max_per_list,
-        },
-        ensure_ascii=False,
-    )
-
-
-def _differences(stored: CrawlPlan, given: CrawlPlan) -> str:
-    """What differs between two plans, in words: ``depth is 1, not 2; seeds ...``."""
-    parts = []
-    for name in _PLAN_FIELDS:
-        old, new = getattr(stored, name), getattr(given, name)
-        if old == new:
-            continue
-        if name == "seeds":
-            only_old = [seed for seed in old if seed not in set(new)]
-            only_new = [seed for seed in new if seed not in set(old)]
-            detail = ", ".join(
-                part
-                for part in (
-                    f"{len(only_new)} new ({_short(only_new)})" if only_new else "",
-                    f"{len(only_old)} missing ({_short(only_old)})" if only_old else "",
-                )
-                if part
-            )
-            parts.append(f"seeds differ: {detail or 'same seeds in another order'}")
-        else:
-            parts.append(f"{name} is {old!r} there, not {new!r}")
-    return "; ".join(parts)
-
-
-def _short(seeds: Sequence[str]) -> str:
-    shown = ", ".join(seeds[:3])
-    return f"{shown}, ..." if len(seeds) > 3 else shown
