@@ -154,6 +154,9 @@ _SCALARS: dict[type, Callable[[Any, Any], Any]] = {
     list: _not_a_list,
 }
 
+# What the datetime and date hooks parse a string with, for the fast path to call inline.
+_ISO = (_from_iso, _date_from_iso)
+
 # Every entity class gets a flat structure function; a new entity cannot be forgotten here.
 _ENTITIES = tuple(getattr(entities, name) for name in entities.__all__)
 
@@ -381,7 +384,7 @@ converter = _make_converter(detailed=False)
 """The converter for entities and stored records (unstructure with it too)."""
 
 for _cls, _hook in make_structure_functions(
-    _ENTITIES, scalars=_SCALARS, fallback=converter.structure
+    _ENTITIES, scalars=_SCALARS, fallback=converter.structure, iso=_ISO
 ).items():
     converter.register_structure_hook(_cls, _hook)
 

@@ -36,18 +36,23 @@ def make_structure_functions(
     *,
     scalars: dict[type, Fallback],
     fallback: Fallback,
+    iso: tuple[Callable[[str], datetime], Callable[[str], date]],
 ) -> dict[type, Callable[[Any, Any], Any]]:
     """One structure function per attrs class, usable as a cattrs structure hook.
 
     ``scalars`` are the converter's own hooks for str, int, bool, datetime and date, and for
     ``list`` one that rejects a non-array; the fast path only calls them when the inline check
-    fails (to convert or to raise). Types the
-    generator does not know are handed to ``fallback`` (the converter's ``structure``).
+    fails (to convert or to raise). ``iso`` are the converter's parsers of an ISO 8601 datetime
+    and of a ``YYYY-MM-DD`` date, called inline for a string (what the datetime and date hooks
+    do first). Types the generator does not know are handed to ``fallback`` (the converter's
+    ``structure``).
     """
     namespace: dict[str, Any] = {
         "_MISSING": _MISSING,
         "_fallback": fallback,
         "_new": object.__new__,
+        "_iso_datetime": iso[0],
+        "_iso_date": iso[1],
     }
     for kind, hook in scalars.items():
         namespace[f"_slow_{kind.__name__}"] = hook
@@ -74,10 +79,25 @@ def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any
     hints = typing.get_type_hints(cls)
     prefix = cls.__name__
     namespace[f"_cls_{prefix}"] = cls
-    lines = [f"def {names[cls]}(o, _=None):", "    get = o.get"]
-    late: dict[str, str] = {}  # fields whose factory takes the half-built instance
-    for attribute in attrs.fields(cls):
+    fields = attrs.fields(cls)
+    # Fields whose factory takes the half-built instance: it must see the fields before it set,
+    # on an instance of its own class, so such a class fills its slots one by one, in order.
+    late = {
+        a.name: f"_default_{prefix}_{a.name}"
+        for a in fields
+        if isinstance(a.default, attrs.Factory) and a.default.takes_self  # type: ignore[arg-type]
+    }
+    lines = [f"def {names[cls]}(o, _=None):"]
+    if late:
+        target = "a_{}"
+    else:
+        # Each value goes straight into its slot of a builder instance (see _builder).
+        target = "self.{}"
+        namespace[f"_builder_{prefix}"] = _builder(cls)
+        lines.append(f"    self = _new(_builder_{prefix})")
+    for attribute in fields:
         name = attribute.name
+        into = target.format(name)
         # cattrs reads the attribute's name as the JSON key, never its __init__ alias.
         key = name
         kind = hints[name]
@@ -85,50 +105,80 @@ def _function_source(cls: type, names: dict[type, str], namespace: dict[str, Any
         local = f"_default_{prefix}_{name}"
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             namespace[local] = default.factory
-            if default.takes_self:
-                late[name] = local
-                fallback = "_MISSING"
-            else:
-                fallback = f"{local}()"
+            fallback = "_MISSING" if name in late else f"{local}()"
         else:
             namespace[local] = default
             fallback = local
         if not attribute.init:
             # cattrs never reads these: __init__ would set them from their default, if any.
             if default is not attrs.NOTHING:
-                lines.append(f"    a_{name} = {fallback}")
+                lines.append(f"    {into} = {fallback}")
             continue
         if default is attrs.NOTHING:
             lines.append(f"    v = o[{key!r}]")
-            lines.append(f"    a_{name} = {_expression(kind, 'v', names, namespace)}")
+            lines.append(f"    {into} = {_expression(kind, 'v', names, namespace)}")
             continue
         # A null where the type takes no None means "not sent": the default, as if absent.
         on_null = None if _accepts_none(kind) else fallback
         expression = _expression(kind, "v", names, namespace, on_null=on_null)
         if fallback == local and _passes_own_check(default, kind):
             # The default survives the type check, so absence needs no branch of its own.
-            lines.append(f"    v = get({key!r}, {local})")
-            lines.append(f"    a_{name} = {expression}")
+            lines.append(f"    v = o.get({key!r}, {local})")
+            lines.append(f"    {into} = {expression}")
         else:
-            lines.append(f"    v = get({key!r}, _MISSING)")
-            lines.append(f"    a_{name} = {fallback} if v is _MISSING else {expression}")
-    # Fill the slots directly: attrs' frozen __init__ goes through object.__setattr__ once per
-    # field, which costs half of the structuring. The entities have no validators, converters
-    # or post-init hooks that this would skip (checked in _check_plain).
+            lines.append(f"    v = o.get({key!r}, _MISSING)")
+            lines.append(f"    {into} = {fallback} if v is _MISSING else {expression}")
+    if late:
+        _fill_with_setters(cls, prefix, late, lines, namespace)
+    else:
+        # Only now, every slot filled, does the instance become a ``cls``.
+        lines.append(f"    self.__class__ = _cls_{prefix}")
+    lines.append("    return self")
+    return "\n".join(lines) + "\n"
+
+
+def _builder(cls: type) -> type:
+    """A subclass of ``cls`` that fills its slots as plain Python stores.
+
+    attrs' frozen ``__init__`` calls ``object.__setattr__`` once per field, and even the slots'
+    own descriptors cost a call each: together half of the structuring. The builder has no
+    slots of its own and ``object``'s ``__setattr__``, so a field is one slot store; once
+    filled, the instance becomes a ``cls`` (the layout is the same, so CPython allows the
+    ``__class__`` assignment) before anyone sees it. The entities have no validators,
+    converters or post-init hooks that this would skip (checked in _check_plain).
+    """
+    body = {
+        "__slots__": (),
+        "__module__": cls.__module__,
+        "__qualname__": f"_Building{cls.__qualname__}",
+        "__doc__": f"Builds {cls.__name__} instances for the fast path; never handed out.",
+        "__setattr__": object.__setattr__,
+        # __delattr__ shares the type's setattr slot: attrs' one, inherited, would send every
+        # store through a lookup of __setattr__ by name.
+        "__delattr__": object.__delattr__,
+    }
+    return type(f"_Building{cls.__name__}", (cls,), body)
+
+
+def _fill_with_setters(
+    cls: type, prefix: str, late: dict[str, str], lines: list[str], namespace: dict[str, Any]
+) -> None:
+    """Fill the slots of a new ``cls`` in order, one descriptor call each.
+
+    A factory taking ``self`` sees the instance, of its own class, with the fields before it
+    set, as attrs' ``__init__`` would hand it.
+    """
     lines.append(f"    self = _new(_cls_{prefix})")
     for attribute in attrs.fields(cls):
         name = attribute.name
         if not attribute.init and attribute.default is attrs.NOTHING:
             continue  # left unset, as attrs' __init__ leaves it
         if name in late:
-            # attrs hands such a factory the instance with the fields before it already set.
             lines.append(f"    if a_{name} is _MISSING:")
             lines.append(f"        a_{name} = {late[name]}(self)")
         setter = f"_set_{prefix}_{name}"
         namespace[setter] = inspect.getattr_static(cls, name).__set__
         lines.append(f"    {setter}(self, a_{name})")
-    lines.append("    return self")
-    return "\n".join(lines) + "\n"
 
 
 def _check_plain(cls: type) -> None:
@@ -191,8 +241,12 @@ def _expression(
     if on_null is not None:
         slow = f"({on_null} if {var} is None else {slow})"
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        item = _expression(args[0], "x", names, namespace)
-        return f"(tuple([{item} for x in {var}]) if type({var}) is list else {slow})"
+        if args[0] in names:
+            # map() calls the item's function without a comprehension's frame.
+            items = f"tuple(map({names[args[0]]}, {var}))"
+        else:
+            items = f"tuple([{_expression(args[0], 'x', names, namespace)} for x in {var}])"
+        return f"({items} if type({var}) is list else {slow})"
     if kind in names:
         call = f"{names[kind]}({var})"
         return call if on_null is None else f"({on_null} if {var} is None else {call})"
@@ -200,6 +254,12 @@ def _expression(
         return f"({var} if type({var}) is {kind.__name__} else {slow})"
     if kind is bool:
         return f"({var} if ({var} is True or {var} is False) else {slow})"
+    # A string is parsed inline, as the hooks would parse it; anything else (a Unix time, a
+    # full datetime for a date, a wrong type) goes to the hook, which converts or raises.
+    if kind is datetime:
+        return f"(_iso_datetime({var}) if type({var}) is str else {slow})"
+    if kind is date:
+        return f"(_iso_date({var}) if type({var}) is str and len({var}) == 10 else {slow})"
     return slow
 
 

@@ -18,7 +18,7 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from aiomasto import entities
-from aiomasto._converter import _SCALARS, _detailed, converter
+from aiomasto._converter import _ISO, _SCALARS, _detailed, converter
 from aiomasto._fastpath import make_structure_functions
 
 ENTITIES = [getattr(entities, name) for name in entities.__all__]
@@ -125,7 +125,9 @@ def test_the_payloads_both_decode_and_fail_for_every_entity(cls: type, result: s
 
 
 def structure_both(cls: type, payload: dict[str, Any]) -> tuple[Any, Any]:
-    fast = make_structure_functions([cls], scalars=_SCALARS, fallback=converter.structure)[cls]
+    fast = make_structure_functions(
+        [cls], scalars=_SCALARS, fallback=converter.structure, iso=_ISO
+    )[cls]
     return fast(payload, cls), _detailed.structure(payload, cls)
 
 
@@ -210,7 +212,9 @@ def test_classes_the_fast_path_cannot_fill_are_refused_when_it_is_built() -> Non
 
     for cls in (Checked, PostInit):
         with pytest.raises(TypeError, match=cls.__name__):
-            make_structure_functions([cls], scalars=_SCALARS, fallback=converter.structure)
+            make_structure_functions(
+                [cls], scalars=_SCALARS, fallback=converter.structure, iso=_ISO
+            )
 
 
 def test_datetimes_within_a_day_agree_either_way() -> None:
@@ -220,3 +224,29 @@ def test_datetimes_within_a_day_agree_either_way() -> None:
     assert fast == _detailed.structure(payload, entities.Token)
     assert fast.created_at is not None
     assert fast.created_at - datetime(2024, 5, 6, tzinfo=UTC) == timedelta(0)
+
+
+def test_fast_path_entities_are_of_their_own_class_and_stay_frozen() -> None:
+    # The fast path fills the slots through a builder subclass, then hands out the class itself.
+    payload = {
+        "id": "1",
+        "username": "alice",
+        "acct": "alice",
+        "created_at": "2024-05-06T07:08:09.123Z",
+        "last_status_at": "2024-05-07",
+        "emojis": [{"shortcode": "blob", "url": "https://example.social/e.png"}],
+        "fields": [{"name": "Web", "value": "x", "verified_at": None}],
+        "moved": {"id": "2", "username": "alice2", "acct": "alice2@other.example"},
+    }
+    fast = converter.structure(payload, entities.Account)
+    assert fast == _detailed.structure(payload, entities.Account)
+    for entity in (fast, fast.moved, fast.emojis[0], fast.fields[0]):
+        assert type(entity) in (entities.Account, entities.CustomEmoji, entities.Field)
+        assert type(entity).__name__ in repr(entity)
+    assert hash(fast) == hash(_detailed.structure(payload, entities.Account))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.username = "mallory"  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del fast.emojis[0].url  # type: ignore[misc]
+    assert fast.username == "alice"
+    assert attrs.evolve(fast, display_name="A").display_name == "A"
