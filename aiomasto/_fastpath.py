@@ -21,12 +21,13 @@ import typing
 from collections.abc import Callable
 from datetime import date, datetime
 from types import NoneType, UnionType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["make_structure_functions", "null_means_default"]
+__all__ = ["make_constructor", "make_structure_functions", "null_means_default"]
 
+T = TypeVar("T")
 Structure = Callable[[Any], Any]
 Fallback = Callable[[Any, Any], Any]
 
@@ -158,6 +159,36 @@ def _builder(cls: type) -> type:
         "__delattr__": object.__delattr__,
     }
     return type(f"_Building{cls.__name__}", (cls,), body)
+
+
+def make_constructor(cls: type[T]) -> Callable[..., T]:
+    """A constructor of ``cls`` taking every field, in order (by position or by name).
+
+    For objects built by the hundred thousand (a crawl's records and edges): it fills the
+    slots as the structure functions do (:func:`_builder`), about four times faster than the
+    frozen ``__init__``. Every field must be given, defaults included, so a field added to
+    ``cls`` later cannot be left unset. The class must be one the fast path can fill (checked).
+
+    >>> @attrs.frozen
+    ... class Edge:
+    ...     follower: str
+    ...     followed: str
+    >>> make_constructor(Edge)("a@x.example", followed="b@y.example")
+    Edge(follower='a@x.example', followed='b@y.example')
+    """
+    _check_plain(cls)
+    fields = attrs.fields(typing.cast(Any, cls))
+    names = [a.name for a in fields if a.init]
+    if len(names) != len(fields):
+        raise TypeError(f"{cls.__name__} has init=False fields")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_builder": _builder(cls), "_cls": cls}
+    lines = [f"def make_{cls.__name__}({', '.join(names)}):", "    self = _new(_builder)"]
+    lines += [f"    self.{name} = {name}" for name in names]
+    lines += ["    self.__class__ = _cls", "    return self"]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<aiomasto constructor {cls.__qualname__}>", "exec"), namespace)  # noqa: S102 - source built above from the class's own fields
+    constructor: Callable[..., T] = namespace[f"make_{cls.__name__}"]
+    return constructor
 
 
 def _fill_with_setters(

@@ -212,3 +212,59 @@ def test_an_empty_page_ends_the_list() -> None:
 )
 def test_list_outcome(claimed: int | None, found: int, blocked: bool, outcome: str) -> None:
     assert list_outcome(claimed=claimed, found=found, blocked=blocked) == outcome
+
+
+def test_an_account_record_copies_each_field_of_the_account_it_stands_for() -> None:
+    # account_record builds by position for speed: every field must land in its own slot.
+    from datetime import UTC, datetime
+
+    import attrs
+
+    from aiomasto.crawl import AccountRecord
+    from aiomasto.crawl._resolve import account_record
+    from aiomasto.entities import Account
+
+    created = datetime(2021, 2, 3, tzinfo=UTC)
+    moved = Account(id="9", username="New", acct="New")
+    account = Account(
+        id="7",
+        username="Alice",
+        acct="Alice",
+        uri="https://a.example/users/Alice",
+        url="https://a.example/@Alice",
+        display_name="Alice A.",
+        note="<p>hi</p>",
+        avatar="https://a.example/avatar.png",
+        bot=True,
+        locked=True,
+        group=True,
+        created_at=created,
+        followers_count=11,
+        following_count=22,
+        statuses_count=33,
+        suspended=True,
+        moved=moved,
+    )
+    record = account_record(account, domain="a.example", seen_on="https://api.a.example")
+    assert type(record) is AccountRecord
+    assert record == AccountRecord(
+        key="alice@a.example",
+        acct="Alice@a.example",
+        uri="https://a.example/users/Alice",
+        url="https://a.example/@Alice",
+        display_name="Alice A.",
+        note="<p>hi</p>",
+        avatar="https://a.example/avatar.png",
+        bot=True,
+        locked=True,
+        group=True,
+        created_at=created,
+        followers_count=11,
+        following_count=22,
+        statuses_count=33,
+        suspended=True,
+        moved_to="new@a.example",
+        seen_on="https://api.a.example",
+    )
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.key = "mallory@a.example"  # type: ignore[misc]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from aiomasto import entities
 from aiomasto._converter import _ISO, _SCALARS, _detailed, converter
-from aiomasto._fastpath import make_structure_functions
+from aiomasto._fastpath import make_constructor, make_structure_functions
 
 ENTITIES = [getattr(entities, name) for name in entities.__all__]
 
@@ -250,3 +250,26 @@ def test_fast_path_entities_are_of_their_own_class_and_stay_frozen() -> None:
         del fast.emojis[0].url  # type: ignore[misc]
     assert fast.username == "alice"
     assert attrs.evolve(fast, display_name="A").display_name == "A"
+
+
+def test_a_fast_constructor_builds_the_class_itself_and_wants_every_field() -> None:
+    @frozen(kw_only=True)
+    class Pair:
+        left: str
+        right: int = 0
+
+    make = make_constructor(Pair)
+    built = make("a", right=2)
+    assert type(built) is Pair
+    assert built == Pair(left="a", right=2)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.left = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        make("a")  # a default is no excuse: a field added later must not go unset
+
+    @frozen
+    class Checked:
+        id: str = field(validator=attrs.validators.instance_of(str))
+
+    with pytest.raises(TypeError, match="Checked"):
+        make_constructor(Checked)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from attrs import frozen
 
+from aiomasto._fastpath import make_constructor
 from aiomasto.entities import Account
 from aiomasto.errors import (
     DecodeError,
@@ -350,9 +351,9 @@ class ListWalk:
             for account in accounts
         ]
         if self.relation == "followers":
-            edges = [Edge(follower=record.key, followed=self.key) for record in records]
+            edges = [_edge(record.key, self.key) for record in records]
         else:
-            edges = [Edge(follower=self.key, followed=record.key) for record in records]
+            edges = [_edge(self.key, record.key) for record in records]
         local = {
             record.key: account.id
             for record, account in zip(records, accounts, strict=True)
@@ -373,3 +374,7 @@ class ListWalk:
                 skipped=skipped,
             )
         )
+
+
+_edge = make_constructor(Edge)
+"""``Edge(follower, followed)`` without attrs' frozen ``__init__``: one per listed account."""
