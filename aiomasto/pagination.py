@@ -20,7 +20,7 @@ from yarl import URL
 from .errors import ConfigurationError, DecodeError, MastodonError, PaginationError, UsageError
 from .ratelimit import RateLimit
 
-__all__ = ["Direction", "Page", "Paginator", "parse_links"]
+__all__ = ["Direction", "Page", "Paginator", "UndecodedPage", "parse_links"]
 
 Direction = Literal["next", "prev"]
 
@@ -147,6 +147,41 @@ class Page(Generic[T]):
     skipped: tuple[DecodeError, ...] = ()
 
 
+class UndecodedPage(Generic[T]):
+    """A page's response, read and its Link header followed, before its body is decoded.
+
+    What a :class:`Paginator`'s ``fetch`` may return instead of a :class:`Page`: the walk then
+    knows the next page's cursor before decoding this one, and asks for the next page first,
+    so the server prepares it while the client decodes (see :meth:`Paginator.pages`).
+    """
+
+    __slots__ = ("_body", "_decode", "cursor", "next_cursor", "prev_cursor")
+
+    def __init__(
+        self,
+        *,
+        cursor: str,
+        next_cursor: str | None,
+        prev_cursor: str | None,
+        body: bytes,
+        decode: Callable[[], Page[T]],
+    ) -> None:
+        self.cursor = cursor
+        self.next_cursor = next_cursor
+        self.prev_cursor = prev_cursor
+        self._body = body
+        self._decode = decode
+
+    @property
+    def empty(self) -> bool:
+        """Whether the server sent an empty array: the walk ends here, whatever the Links."""
+        return len(self._body) < 64 and b"".join(self._body.split()) == b"[]"
+
+    def decode(self) -> Page[T]:
+        """The page, its body decoded (raises :class:`~aiomasto.DecodeError` as get_page)."""
+        return self._decode()
+
+
 _RECENT_CURSORS = 4096
 """How many fetched cursors a walk remembers to detect loops: memory stays constant."""
 
@@ -187,7 +222,7 @@ class Paginator(Generic[T]):
 
     def __init__(
         self,
-        fetch: Callable[[str], Awaitable[Page[T]]],
+        fetch: Callable[[str], Awaitable[Page[T] | UndecodedPage[T]]],
         start: str,
         *,
         direction: Direction = "next",
@@ -264,7 +299,7 @@ class Paginator(Generic[T]):
         recent: deque[str] = deque(maxlen=_RECENT_CURSORS)
         seen: set[str] = set()
         cursor = self.cursor
-        ahead: asyncio.Future[Page[T]] | None = None
+        ahead: asyncio.Future[Page[T] | UndecodedPage[T]] | None = None
         try:
             while cursor is not None:
                 if self._max_pages is not None and self.pages_fetched >= self._max_pages:
@@ -282,19 +317,44 @@ class Paginator(Generic[T]):
                 seen.add(cursor)
                 pending, ahead = ahead, None
                 try:
-                    page = await (pending if pending is not None else self._fetch(cursor))
+                    fetched = await (pending if pending is not None else self._fetch(cursor))
+                    if isinstance(fetched, UndecodedPage):
+                        # The next page is asked for before this one is decoded: the server
+                        # prepares it while the client decodes. Not under max_items, which
+                        # needs this page's count to know whether there is a next page to ask.
+                        following = self._following(fetched)
+                        if (
+                            following is not None
+                            and self._max_items is None
+                            and not fetched.empty
+                            and self._worth_prefetching(following, 0, seen, self.pages_fetched + 1)
+                        ):
+                            ahead = self._ask_ahead(following)
+                            await asyncio.sleep(0)  # let it send its request before decoding
+                        page = fetched.decode()
+                    else:
+                        page = fetched
                 except MastodonError as exc:
                     exc.cursor = cursor
                     raise
+                del fetched  # a Page held here would outlive its hand-out (see below)
                 self.pages_fetched += 1
                 self.items_skipped += len(page.skipped)
                 self.latest_page = page
-                following = page.next_cursor if self._direction == "next" else page.prev_cursor
+                following = self._following(page)
                 if not page.items and not page.skipped:
                     following = None  # the server's page was empty, not just its readable part
-                if following is not None and self._worth_prefetching(following, page, seen):
-                    ahead = asyncio.ensure_future(self._fetch(following))
-                    ahead.add_done_callback(_quietly)
+                if following is None and ahead is not None:
+                    ahead.cancel()
+                    ahead = None
+                if (
+                    following is not None
+                    and ahead is None
+                    and self._worth_prefetching(
+                        following, len(page.items), seen, self.pages_fetched
+                    )
+                ):
+                    ahead = self._ask_ahead(following)
                     # Let it send its request now: a consumer that never awaits would otherwise
                     # hold it back until the whole page is done.
                     await asyncio.sleep(0)
@@ -309,13 +369,22 @@ class Paginator(Generic[T]):
             if ahead is not None:
                 ahead.cancel()  # the walk ended early: the page fetched ahead is not wanted
 
-    def _worth_prefetching(self, following: str, page: Page[T], seen: set[str]) -> bool:
-        """Whether the walk will go on to ``following`` if no error stops it."""
+    def _following(self, page: Page[T] | UndecodedPage[T]) -> str | None:
+        return page.next_cursor if self._direction == "next" else page.prev_cursor
+
+    def _ask_ahead(self, cursor: str) -> asyncio.Future[Page[T] | UndecodedPage[T]]:
+        ahead = asyncio.ensure_future(self._fetch(cursor))
+        ahead.add_done_callback(_quietly)
+        return ahead
+
+    def _worth_prefetching(self, following: str, count: int, seen: set[str], pages: int) -> bool:
+        """Whether the walk will go on to ``following`` if no error stops it, after ``pages``
+        pages, the last of ``count`` items."""
         if following in seen:
             return False
-        if self._max_pages is not None and self.pages_fetched >= self._max_pages:
+        if self._max_pages is not None and pages >= self._max_pages:
             return False
-        return self._max_items is None or self.items_yielded + len(page.items) < self._max_items
+        return self._max_items is None or self.items_yielded + count < self._max_items
 
 
 def _quietly(future: asyncio.Future[Any]) -> None:

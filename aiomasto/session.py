@@ -67,7 +67,14 @@ from .errors import (
     NotFound,
     PaginationError,
 )
-from .pagination import Direction, Page, Paginator, read_links, relative_cursor
+from .pagination import (
+    Direction,
+    Page,
+    Paginator,
+    UndecodedPage,
+    read_links,
+    relative_cursor,
+)
 from .policies import (
     RateLimitPolicy,
     Retry,
@@ -529,8 +536,8 @@ class Session:
         """
         start = relative_cursor(self._url(path, query_pairs(params)))
 
-        async def fetch(cursor: str) -> Page[T]:
-            return await self.get_page(cls, cursor, skip_undecodable=skip_undecodable)
+        async def fetch(cursor: str) -> UndecodedPage[T]:
+            return await self._undecoded_page(cls, cursor, skip_undecodable=skip_undecodable)
 
         return Paginator(
             fetch, start, direction=direction, max_items=max_items, max_pages=max_pages
@@ -563,6 +570,21 @@ class Session:
         ``index`` and the page's ``cursor`` and ``next_cursor``; with ``skip_undecodable`` it is
         left out instead, logged at WARNING and listed in :attr:`Page.skipped`.
         """
+        undecoded = await self._undecoded_page(
+            cls, path, timeout=timeout, skip_undecodable=skip_undecodable, params=params
+        )
+        return undecoded.decode()
+
+    async def _undecoded_page(
+        self,
+        cls: type[T],
+        path: str,
+        *,
+        skip_undecodable: bool,
+        timeout: aiohttp.ClientTimeout | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> UndecodedPage[T]:
+        """:meth:`get_page` up to its body's decoding, which the result does when asked."""
         response = await self.request("GET", path, params=params or None, timeout=timeout)
         cursor = relative_cursor(response.url)
         header = response.headers.get("Link", "").strip()
@@ -574,30 +596,18 @@ class Session:
             )
         next_cursor = self._cursor(links.get("next"), response.url)
         prev_cursor = self._cursor(links.get("prev"), response.url)
-        try:
-            items, skipped = decode_page(
-                cls, response.body, skip_undecodable=skip_undecodable, context=response.context
+
+        def decode() -> Page[T]:
+            return _decoded_page(
+                cls, response, cursor, next_cursor, prev_cursor, skip_undecodable=skip_undecodable
             )
-        except DecodeError as exc:
-            exc.cursor, exc.next_cursor, exc.prev_cursor = cursor, next_cursor, prev_cursor
-            raise
-        for problem in skipped:
-            problem.cursor, problem.next_cursor, problem.prev_cursor = (
-                cursor,
-                next_cursor,
-                prev_cursor,
-            )
-            log.warning(
-                "skipped item %d of a page, it cannot be decoded: %s", problem.index, problem
-            )
-        return Page(
-            items=items,
+
+        return UndecodedPage(
             cursor=cursor,
             next_cursor=next_cursor,
             prev_cursor=prev_cursor,
-            ratelimit=response.ratelimit,
-            headers=response.headers,
-            skipped=skipped,
+            body=response.body,
+            decode=decode,
         )
 
     async def verify_app(self) -> Application:
@@ -691,8 +701,8 @@ class Session:
         max_pages: int | None,
         skip_undecodable: bool,
     ) -> Paginator[Account]:
-        async def fetch(cursor: str) -> Page[Account]:
-            return await self.get_page(Account, cursor, skip_undecodable=skip_undecodable)
+        async def fetch(cursor: str) -> UndecodedPage[Account]:
+            return await self._undecoded_page(Account, cursor, skip_undecodable=skip_undecodable)
 
         return Paginator(
             fetch,
@@ -1508,3 +1518,38 @@ def _account_id(value: str | int) -> str:
 
 def _path_segment(value: str | int) -> str:
     return quote(_account_id(value), safe="")
+
+
+def _decoded_page(
+    cls: type[T],
+    response: RawResponse,
+    cursor: str,
+    next_cursor: str | None,
+    prev_cursor: str | None,
+    *,
+    skip_undecodable: bool,
+) -> Page[T]:
+    """The :class:`Page` of a response whose Links are read: its body decoded into ``cls``.
+
+    An item that cannot be decoded raises :class:`~aiomasto.DecodeError` carrying the page's
+    cursors, or with ``skip_undecodable`` is left out, logged and listed in ``skipped``.
+    """
+    try:
+        items, skipped = decode_page(
+            cls, response.body, skip_undecodable=skip_undecodable, context=response.context
+        )
+    except DecodeError as exc:
+        exc.cursor, exc.next_cursor, exc.prev_cursor = cursor, next_cursor, prev_cursor
+        raise
+    for problem in skipped:
+        problem.cursor, problem.next_cursor, problem.prev_cursor = cursor, next_cursor, prev_cursor
+        log.warning("skipped item %d of a page, it cannot be decoded: %s", problem.index, problem)
+    return Page(
+        items=items,
+        cursor=cursor,
+        next_cursor=next_cursor,
+        prev_cursor=prev_cursor,
+        ratelimit=response.ratelimit,
+        headers=response.headers,
+        skipped=skipped,
+    )
