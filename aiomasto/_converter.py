@@ -561,6 +561,17 @@ def decode_page(
         items = strict(body)
         if items is not None:
             return items, ()
+    # The plain way first, without the context (its URL is redacted only for an error).
+    try:
+        data = _json_loads(body)
+    except Exception:  # parsed again below, to raise the DecodeError it calls for
+        data = None
+    if type(data) is list:
+        hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
+        try:
+            return [hook(item, cls) for item in data], ()
+        except Exception:  # noqa: S110 - the item-by-item pass names the item and field
+            pass
     place = context()
     data = loads(body, cls.__name__, **place)
     return decode_items(cls, data, skip_undecodable=skip_undecodable, **place)

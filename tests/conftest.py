@@ -32,10 +32,14 @@ async def server() -> AsyncIterator[FakeMastodon]:
 
 @pytest.fixture(params=["stdlib", "orjson"])
 def json_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test once with the stdlib's ``json.loads`` and once with orjson's (``speedups``)."""
+    """Run a test once as without the ``speedups`` extra (the stdlib's ``json.loads``, no
+    msgspec) and once with it (orjson, and msgspec when installed)."""
     monkeypatch.setattr(
         _converter, "_json_loads", json.loads if request.param == "stdlib" else orjson.loads
     )
+    if request.param == "stdlib":
+        monkeypatch.setattr(_converter, "_msgspec", None)
+        monkeypatch.setattr(_converter, "_STRICT", {})  # strict decoders made with msgspec
     return str(request.param)
 
 
