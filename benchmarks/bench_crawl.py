@@ -432,7 +432,7 @@ def _figures(quick: bool) -> tuple[list[str], list[tuple[str, str, str, bool]]]:
         memory = _memory(10, (50, 100))
         budget = _budget(10, 4, 1)
     else:
-        speed = _speed(10, 20, 1000, 3)
+        speed = _speed(10, 20, 1000, 5)
         memory = _memory(10, (250, 1000))
         budget = _budget(10, 30, 2)
     lines = [*speed[0], *memory[0], *budget[0]]
