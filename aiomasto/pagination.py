@@ -195,7 +195,10 @@ class Paginator(Generic[T]):
     fetched raises :class:`~aiomasto.PaginationError`; a Link to another origin raises
     :class:`~aiomasto.OriginError`. Any error raised mid-walk carries ``cursor``: the page that
     failed, ready for :meth:`resume`. An error never ends the iteration quietly. While you work
-    through a page, the next one is already being fetched (one page ahead, never more).
+    through a page, the next one is already being fetched (one page ahead, never more); a
+    Session's walks ask for it as soon as this page's Link header is read, before its body is
+    decoded, so the server prepares page n+1 while the client decodes page n (except under
+    ``max_items``, where this page's count decides whether there is a next page to ask for).
 
     :attr:`cursor` is what a crawler persists: the URL (relative to the instance) of the first
     page not yet fully handed out. It moves on when you ask for the item after a page's last

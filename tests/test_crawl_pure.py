@@ -268,3 +268,45 @@ def test_an_account_record_copies_each_field_of_the_account_it_stands_for() -> N
     )
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         record.key = "mallory@a.example"  # type: ignore[misc]
+
+
+def test_a_listed_account_reads_as_the_account_would_for_the_fields_a_record_keeps() -> None:
+    # The crawl decodes a page into ListedAccount, not Account: same record, same failures.
+    import json
+
+    from aiomasto import DecodeError
+    from aiomasto._converter import decode_json_items
+    from aiomasto.crawl._model import ListedAccount
+    from aiomasto.crawl._resolve import account_record
+    from aiomasto.entities import Account
+
+    good = {
+        "id": "1",
+        "username": "bob",
+        "acct": "bob",
+        "display_name": "Bob",
+        "note": "<p>x</p>",
+        "created_at": "2020-01-02T00:00:00.000Z",
+        "followers_count": "12",  # a numeric string, as some servers send
+        "following_count": None,  # null where a default exists
+        "locked": True,
+        "emojis": [{"shortcode": "a", "url": "https://b.example/a.png"}],
+        "moved": {"id": "2", "username": "bob2", "acct": "bob2@c.example"},
+        "unknown": {"nested": [1, 2]},
+    }
+    broken = dict(good, id="3", statuses_count={"not": "a number"})
+    body = json.dumps([good, broken]).encode()
+    classes: tuple[type[Account | ListedAccount], ...] = (Account, ListedAccount)
+    for cls in classes:
+        items, skipped = decode_json_items(cls, body, skip_undecodable=True)
+        assert [item.id for item in items] == ["1"]
+        assert [(problem.index, problem.field) for problem in skipped] == [
+            (1, "[1].statuses_count")
+        ]
+    full = decode_json_items(Account, body, skip_undecodable=True)[0][0]
+    listed = decode_json_items(ListedAccount, body, skip_undecodable=True)[0][0]
+    assert account_record(listed, domain="b.example", seen_on="https://b.example") == (
+        account_record(full, domain="b.example", seen_on="https://b.example")
+    )
+    with pytest.raises(DecodeError):
+        decode_json_items(ListedAccount, b'[{"id": "1", "acct": "x"}]', skip_undecodable=False)

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from aiomasto import entities
 from aiomasto._converter import _ISO, _SCALARS, _detailed, converter
 from aiomasto._fastpath import make_constructor, make_structure_functions
+from aiomasto.crawl._model import ListedAccount, MovedAccount
 
-ENTITIES = [getattr(entities, name) for name in entities.__all__]
+# The crawl's ListedAccount is read by the same fast path (registered by aiomasto.crawl).
+ENTITIES = [getattr(entities, name) for name in entities.__all__] + [ListedAccount, MovedAccount]
 
 
 def outcome(structure: Any, payload: Any, cls: type) -> tuple[str, Any]:

@@ -137,6 +137,41 @@ class AccountRecord:
 
 
 @frozen(kw_only=True)
+class MovedAccount:
+    """Where a listed account moved to: its ``acct``, as the server spells it."""
+
+    acct: str
+
+
+@frozen(kw_only=True)
+class ListedAccount:
+    """What a crawl reads of each account a followers or following page lists.
+
+    The fields an :class:`AccountRecord` keeps, named and read as in
+    :class:`~aiomasto.Account` (same defaults, same tolerance, same failures for these
+    fields); the rest of the account (emojis, fields, roles) is not built, as nothing keeps it.
+    """
+
+    id: str
+    username: str
+    acct: str
+    uri: str | None = None
+    url: str | None = None
+    display_name: str = ""
+    note: str = ""
+    avatar: str = ""
+    bot: bool = False
+    locked: bool = False
+    group: bool = False
+    created_at: datetime | None = None
+    followers_count: int = 0
+    following_count: int = 0
+    statuses_count: int = 0
+    suspended: bool = False
+    moved: MovedAccount | None = None
+
+
+@frozen(kw_only=True)
 class Edge:
     """``follower`` follows ``followed`` (both account keys)."""
 

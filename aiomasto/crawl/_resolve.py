@@ -46,7 +46,7 @@ from aiomasto.errors import (
 )
 
 from ._instances import AuthRequired, Instance, Instances, Unreachable
-from ._model import AccountRecord, Outcome
+from ._model import AccountRecord, ListedAccount, Outcome
 from ._targets import Target, parse_target
 
 __all__ = ["MAX_WEBFINGER_BYTES", "Profile", "Resolution", "Resolver", "account_record"]
@@ -480,7 +480,7 @@ def _profile(data: Any) -> Profile:
     return Profile(account=account, hide_followers=hide_followers, hide_following=hide_following)
 
 
-def account_record(account: Account, *, domain: str, seen_on: str) -> AccountRecord:
+def account_record(account: Account | ListedAccount, *, domain: str, seen_on: str) -> AccountRecord:
     """An :class:`AccountRecord` for an account an instance showed, keyed canonically.
 
     A local account's ``acct`` has no domain: the instance's handle ``domain`` is added.

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from attrs import frozen
 
+from aiomasto._converter import register_fast
 from aiomasto._fastpath import make_constructor
 from aiomasto.entities import Account
 from aiomasto.errors import (
@@ -45,7 +46,17 @@ from aiomasto.errors import (
 from aiomasto.pagination import Page
 
 from ._instances import AuthRequired, Instance, Unreachable
-from ._model import AccountRecord, Edge, ListResult, Outcome, PageCommit, Relation, Unit
+from ._model import (
+    AccountRecord,
+    Edge,
+    ListedAccount,
+    ListResult,
+    MovedAccount,
+    Outcome,
+    PageCommit,
+    Relation,
+    Unit,
+)
 from ._resolve import Resolution, account_record
 from ._servers import Quirks, ServerInfo
 
@@ -254,13 +265,17 @@ class ListWalk:
             if result is not None:
                 return result
             cursor = step.cursor
+            # Let this page's entities go before the next page is fetched and decoded: kept
+            # alive across it (by 16 walks at once), they would be promoted into the garbage
+            # collector's old generations, whose full collections then cost every edge.
+            del page, fresh
         raise AssertionError("unreachable: every page either goes on or returns")
 
-    async def _page(self, cursor: str) -> Page[Account]:
+    async def _page(self, cursor: str) -> Page[ListedAccount]:
         for _ in range(_LONG_WAITS):
             try:
                 return await self.instance.read(
-                    lambda session: session.get_page(Account, cursor, skip_undecodable=True)
+                    lambda session: session.get_page(ListedAccount, cursor, skip_undecodable=True)
                 )
             except RateLimited as exc:
                 # Longer than the Session's max_wait: sit it out here, slot given back.
@@ -341,7 +356,7 @@ class ListWalk:
 
     async def _commit_page(
         self,
-        accounts: Sequence[Account],
+        accounts: Sequence[ListedAccount],
         cursor: str | None,
         result: ListResult | None,
         skipped: int = 0,
@@ -378,3 +393,6 @@ class ListWalk:
 
 _edge = make_constructor(Edge)
 """``Edge(follower, followed)`` without attrs' frozen ``__init__``: one per listed account."""
+
+# A page's accounts are read into ListedAccount by the entities' own rules and paths.
+register_fast([ListedAccount, MovedAccount])
