@@ -273,8 +273,15 @@ def _expression(
         slow = f"({on_null} if {var} is None else {slow})"
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if args[0] in names:
-            # map() calls the item's function without a comprehension's frame.
-            items = f"tuple(map({names[args[0]]}, {var}))"
+            # Profiles hold a few emojis, fields and roles: up to three are built as a tuple
+            # display, more with map(), never through a comprehension's frame.
+            f = names[args[0]]
+            items = (
+                f"(() if not (n := len({var})) else ({f}({var}[0]),) if n == 1 "
+                f"else ({f}({var}[0]), {f}({var}[1])) if n == 2 "
+                f"else ({f}({var}[0]), {f}({var}[1]), {f}({var}[2])) if n == 3 "
+                f"else tuple(map({f}, {var})))"
+            )
         else:
             items = f"tuple([{_expression(args[0], 'x', names, namespace)} for x in {var}])"
         return f"({items} if type({var}) is list else {slow})"
