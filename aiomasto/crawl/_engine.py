@@ -605,7 +605,7 @@ class Crawler:
         self,
         unit: Unit,
         records: Sequence[AccountRecord],
-        local: dict[str, str],
+        local: Callable[[], dict[str, str]],
         moved_to: str | None,
         api_base: str,
     ) -> list[Unit]:
@@ -615,7 +615,8 @@ class Crawler:
         if moved_to is not None:
             found.append((moved_to, unit.depth, None))
         if unit.depth < self._plan.depth:
-            found.extend((record.key, unit.depth + 1, local.get(record.key)) for record in records)
+            ids = local()
+            found.extend((record.key, unit.depth + 1, ids.get(record.key)) for record in records)
         units: list[Unit] = []
         for key, depth, account_id in found:
             if key in self._known or not self._room_for(key):

@@ -24,6 +24,7 @@ account (a user token's relationship says so), else ``withheld``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Awaitable, Callable, Container, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -145,7 +146,9 @@ def list_outcome(*, claimed: int | None, found: int, blocked: bool) -> Outcome:
 
 
 Commit = Callable[[PageCommit], Awaitable[Sequence[Unit]]]
-Discover = Callable[[Unit, Sequence[AccountRecord], dict[str, str], str | None, str], list[Unit]]
+Discover = Callable[
+    [Unit, Sequence[AccountRecord], Callable[[], dict[str, str]], str | None, str], list[Unit]
+]
 
 
 class ListWalk:
@@ -233,8 +236,11 @@ class ListWalk:
         while cursor is not None:
             page = await self._page(cursor)
             seen_cursors.add(cursor)
-            ids = tuple(account.id for account in page.items)
-            fresh = [account for account in page.items if account.id not in seen_ids]
+            ids = tuple(map(_ID, page.items))
+            if seen_ids.isdisjoint(ids):
+                fresh = list(page.items)  # the usual page: nothing listed before
+            else:
+                fresh = [account for account in page.items if account.id not in seen_ids]
             seen_ids.update(ids)
             skipped = len(page.skipped)
             self.skipped += skipped
@@ -369,11 +375,15 @@ class ListWalk:
             edges = [_edge(record.key, self.key) for record in records]
         else:
             edges = [_edge(self.key, record.key) for record in records]
-        local = {
-            record.key: account.id
-            for record, account in zip(records, accounts, strict=True)
-            if "@" not in account.acct
-        }
+
+        def local() -> dict[str, str]:
+            # The ids of this instance's own accounts: asked for only when expanding.
+            return {
+                record.key: account.id
+                for record, account in zip(records, accounts, strict=True)
+                if "@" not in account.acct
+            }
+
         moved_to = self.moved_to if result is not None else None
         units = self._discover(self.unit, records, local, moved_to, self.instance.api_base)
         await self._commit(
@@ -390,6 +400,8 @@ class ListWalk:
             )
         )
 
+
+_ID = operator.attrgetter("id")
 
 _edge = make_constructor(Edge)
 """``Edge(follower, followed)`` without attrs' frozen ``__init__``: one per listed account."""
