@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import re
@@ -94,6 +95,15 @@ class Result:
     """``time.process_time()`` of the client process over the walks."""
     server_cpu_seconds: float
     peak_rss_bytes: int
+    gc_seconds: float = 0.0
+    """CPU time spent in the cyclic garbage collector during the walks (``gc.callbacks``)."""
+    gc_collections: tuple[int, int, int] = (0, 0, 0)
+    """Collections of each generation during the walks."""
+
+    @property
+    def gc_us(self) -> float:
+        """Client CPU µs per account spent in the garbage collector."""
+        return self.gc_seconds / self.accounts * 1e6
 
     @property
     def rate(self) -> float:
@@ -147,12 +157,25 @@ class Stopwatch:
     def __init__(self, server_pid: int) -> None:
         self._server_pid = server_pid
         self._marks: list[tuple[float, float, float]] = []
+        self._gc_seconds = 0.0
+        self._gc_collections = [0, 0, 0]
+        self._gc_started: float | None = None
 
     def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
         self._mark()
 
     def stop(self) -> None:
         self._mark()
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.process_time()
+        elif self._gc_started is not None:
+            self._gc_seconds += time.process_time() - self._gc_started
+            self._gc_collections[info["generation"]] += 1
+            self._gc_started = None
 
     def _mark(self) -> None:
         server = process_cpu_seconds(self._server_pid)
@@ -168,6 +191,12 @@ class Stopwatch:
             cpu_seconds=cpu1 - cpu0,
             server_cpu_seconds=server1 - server0,
             peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB
+            gc_seconds=self._gc_seconds,
+            gc_collections=(
+                self._gc_collections[0],
+                self._gc_collections[1],
+                self._gc_collections[2],
+            ),
         )
 
 

@@ -181,16 +181,21 @@ def _times(values: Sequence[float]) -> str:
 
 def _client_table(rounds: Rounds, runs: Sequence[Run]) -> list[str]:
     lines = [
-        "| client | accounts | accounts/s | client CPU µs/account | peak RSS MiB "
-        "| server CPU µs/page |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| client | accounts | accounts/s | client CPU µs/account | of which GC µs/account "
+        "| GC runs (young, middle, full) | peak RSS MiB | server CPU µs/page |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         first = rounds[0][run.key]
         server = _median(rounds, run.key, lambda r: r.server_cpu_seconds / r.pages * 1e6)
+        collections = ", ".join(
+            f"{statistics.median(r[run.key].gc_collections[g] for r in rounds):.0f}"
+            for g in range(3)
+        )
         lines.append(
             f"| {run.label} | {first.accounts:,} | {_median(rounds, run.key, _rate):,.0f} "
             f"| {_median(rounds, run.key, _cpu):.1f} "
+            f"| {_median(rounds, run.key, lambda r: r.gc_us):.1f} | {collections} "
             f"| {_median(rounds, run.key, lambda r: r.peak_rss_bytes) / _MIB:.1f} "
             f"| {server:.0f} |"
         )

@@ -267,14 +267,16 @@ class ListWalk:
             result = None
             if step.cursor is None:
                 result = await self._result(step)
-            await self._commit_page(fresh, step.cursor, result, skipped)
+            commit = self._page_commit(fresh, step.cursor, result, skipped)
+            # The page's accounts go before the commit is awaited and the next page fetched:
+            # kept alive across those waits (by 16 walks at once), they would be promoted into
+            # the garbage collector's old generations, whose full collections cost every edge.
+            del page, fresh
+            await self._commit(commit)
+            del commit
             if result is not None:
                 return result
             cursor = step.cursor
-            # Let this page's entities go before the next page is fetched and decoded: kept
-            # alive across it (by 16 walks at once), they would be promoted into the garbage
-            # collector's old generations, whose full collections then cost every edge.
-            del page, fresh
         raise AssertionError("unreachable: every page either goes on or returns")
 
     async def _page(self, cursor: str) -> Page[ListedAccount]:
@@ -357,16 +359,17 @@ class ListWalk:
     async def _finish(self, outcome: Outcome, detail: str) -> ListResult:
         """End the list without (more) pages: one commit with the result alone."""
         result = self._list_result(outcome, detail)
-        await self._commit_page([], None, result)
+        await self._commit(self._page_commit([], None, result))
         return result
 
-    async def _commit_page(
+    def _page_commit(
         self,
         accounts: Sequence[ListedAccount],
         cursor: str | None,
         result: ListResult | None,
         skipped: int = 0,
-    ) -> None:
+    ) -> PageCommit:
+        """What one page stores: its accounts' records, their edges, the units it finds."""
         records = [
             account_record(account, domain=self.domain, seen_on=self.instance.api_base)
             for account in accounts
@@ -386,18 +389,16 @@ class ListWalk:
 
         moved_to = self.moved_to if result is not None else None
         units = self._discover(self.unit, records, local, moved_to, self.instance.api_base)
-        await self._commit(
-            PageCommit(
-                unit=self.unit.key,
-                cursor=cursor,
-                api_base=self.instance.api_base,
-                account_id=self.resolution.account_id,
-                accounts=records,
-                edges=edges,
-                result=result,
-                units=units,
-                skipped=skipped,
-            )
+        return PageCommit(
+            unit=self.unit.key,
+            cursor=cursor,
+            api_base=self.instance.api_base,
+            account_id=self.resolution.account_id,
+            accounts=records,
+            edges=edges,
+            result=result,
+            units=units,
+            skipped=skipped,
         )
 
 
