@@ -488,16 +488,23 @@ def decode_items(
     :class:`DecodeError` returned instead; otherwise the first one is raised. Either way a
     page is first decoded whole, in one pass; only a failure goes back item by item.
     """
+    return _decode_items(cls, data, skip_undecodable, lambda: context)
+
+
+def _decode_items(
+    cls: type[T], data: Any, skip_undecodable: bool, context: Callable[[], dict[str, Any]]
+) -> tuple[list[T], tuple[DecodeError, ...]]:
+    """:func:`decode_items`, asking for the errors' ``context`` only if one is made."""
     if type(data) is not list:
         raise DecodeError(
-            f"expected a JSON array, got {_json_type(data)}", entity=cls.__name__, **context
+            f"expected a JSON array, got {_json_type(data)}", entity=cls.__name__, **context()
         )
     hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
     try:
         return [hook(item, cls) for item in data], ()
     except Exception:  # noqa: S110 - the item-by-item pass names the item and field
         pass
-    return _decode_each(cls, data, hook, skip_undecodable, context)
+    return _decode_each(cls, data, hook, skip_undecodable, context())
 
 
 def _decode_each(
@@ -572,20 +579,13 @@ def decode_page(
         items = strict(body)
         if items is not None:
             return items, ()
-    # The plain way first, without the context (its URL is redacted only for an error).
     try:
-        data = _json_loads(body)
-    except Exception:  # parsed again below, to raise the DecodeError it calls for
-        data = None
-    if type(data) is list:
-        hook: Callable[[Any, type[T]], T] = converter.get_structure_hook(cls)
-        try:
-            return [hook(item, cls) for item in data], ()
-        except Exception:  # noqa: S110 - the item-by-item pass names the item and field
-            pass
-    place = context()
-    data = loads(body, cls.__name__, **place)
-    return decode_items(cls, data, skip_undecodable=skip_undecodable, **place)
+        data, parsed = _json_loads(body), True
+    except Exception:  # parsed again below, outside the handler, for its DecodeError
+        data, parsed = None, False
+    if not parsed:
+        data = loads(body, cls.__name__, **context())
+    return _decode_items(cls, data, skip_undecodable, context)
 
 
 def _as_json(value: Any) -> Any:
