@@ -74,8 +74,8 @@ def right_value_for(kind: Any, depth: int) -> st.SearchStrategy[Any]:
     if typing.get_origin(kind) in (typing.Union, type(int | None)):
         return st.one_of(*(right_value_for(a, depth) for a in args if a is not type(None)))
     if typing.get_origin(kind) is tuple:
-        # Up to 5 items: past the three the fast path builds as a tuple display.
-        return st.lists(value_for(args[0], depth), max_size=5)
+        # Up to 4 items: past the three the fast path builds as a tuple display.
+        return st.lists(value_for(args[0], depth), max_size=4)
     if typing.get_origin(kind) in (dict, Mapping):
         return st.dictionaries(st.text(max_size=4), value_for(args[1], depth), max_size=3)
     if attrs.has(kind):
