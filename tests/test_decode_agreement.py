@@ -18,9 +18,10 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
 from aiomasto import entities
-from aiomasto._converter import _ISO, _SCALARS, _detailed, converter
+from aiomasto._converter import _ISO, _SCALARS, _detailed, converter, decode
 from aiomasto._fastpath import make_constructor, make_structure_functions
 from aiomasto.crawl._model import ListedAccount, MovedAccount
+from aiomasto.errors import DecodeError
 
 # The crawl's ListedAccount is read by the same fast path (registered by aiomasto.crawl).
 ENTITIES = [getattr(entities, name) for name in entities.__all__] + [ListedAccount, MovedAccount]
@@ -74,8 +75,7 @@ def right_value_for(kind: Any, depth: int) -> st.SearchStrategy[Any]:
     if typing.get_origin(kind) in (typing.Union, type(int | None)):
         return st.one_of(*(right_value_for(a, depth) for a in args if a is not type(None)))
     if typing.get_origin(kind) is tuple:
-        # Up to 4 items: past the three the fast path builds as a tuple display.
-        return st.lists(value_for(args[0], depth), max_size=4)
+        return st.lists(value_for(args[0], depth), max_size=3)
     if typing.get_origin(kind) in (dict, Mapping):
         return st.dictionaries(st.text(max_size=4), value_for(args[1], depth), max_size=3)
     if attrs.has(kind):
@@ -276,3 +276,17 @@ def test_a_fast_constructor_builds_the_class_itself_and_wants_every_field() -> N
 
     with pytest.raises(TypeError, match="Checked"):
         make_constructor(Checked)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 4, 7])
+def test_nested_entities_agree_however_many(count: int) -> None:
+    # The fast path builds up to three nested entities as a tuple display, more with map().
+    emojis = [{"shortcode": f"e{n}", "url": f"https://a.example/{n}.png"} for n in range(count)]
+    payload = {"id": "1", "username": "a", "acct": "a", "emojis": emojis}
+    fast = converter.structure(payload, entities.Account)
+    assert fast == _detailed.structure(payload, entities.Account)
+    assert [emoji.shortcode for emoji in fast.emojis] == [f"e{n}" for n in range(count)]
+    broken = {**payload, "emojis": [*emojis, {"shortcode": "x"}]}  # no url
+    with pytest.raises(DecodeError) as raised:
+        decode(entities.Account, broken)
+    assert raised.value.field == f"emojis[{count}].url"
