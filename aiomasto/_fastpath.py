@@ -28,7 +28,6 @@ import attrs
 __all__ = ["make_constructor", "make_structure_functions", "null_means_default"]
 
 T = TypeVar("T")
-Structure = Callable[[Any], Any]
 Fallback = Callable[[Any, Any], Any]
 
 
